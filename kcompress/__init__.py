@@ -1,0 +1,1 @@
+"""kcompress: language models studied through compression."""

@@ -1,0 +1,46 @@
+"""Empirical power laws of an entity stream: Heaps (distinct entities) and Zipf (ranked counts)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:
+  from kcompress.analysis.fits import loglog_slope
+except ImportError:  # TEMP
+  def loglog_slope(x, y, x_min=None):
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    m = x >= (x_min or 0)
+    return float(np.polyfit(np.log(x[m]), np.log(y[m]), 1)[0])
+
+
+def heaps_curve(is_new_N, num_points: int = 40) -> tuple[np.ndarray, np.ndarray]:
+  """(n, K_n) on a geometric grid of n in [1, N]."""
+  k = np.cumsum(np.asarray(is_new_N, dtype=np.int64))
+  n = np.unique(np.geomspace(1, len(k), num_points).astype(np.int64))
+  return n, k[n - 1]
+
+
+def heaps_slope(is_new_N, decades: float = 2.0) -> float:
+  """Log-log slope of K_n vs n over the last `decades` decades of the stream (theory: alpha)."""
+  n, k = heaps_curve(is_new_N, num_points=60)
+  return loglog_slope(n, k, x_min=len(is_new_N) / 10 ** decades)
+
+
+def ranked_counts(entity_N) -> np.ndarray:
+  """Occurrence counts of each entity, sorted decreasingly."""
+  return np.sort(np.bincount(np.asarray(entity_N)))[::-1]
+
+
+def zipf_slope(entity_N, min_count: int = 5) -> float:
+  """Log-log slope of ranked entity counts (theory: -1/alpha).
+
+  Fitted over ranks whose count is at least `min_count` (below that, ties and
+  integer effects flatten the curve), on a geometric grid of ranks so that each
+  decade weighs the same.
+  """
+  counts = ranked_counts(entity_N)
+  top = int(np.sum(counts >= min_count))
+  if top < 3:
+    return float("nan")
+  ranks = np.unique(np.geomspace(1, top, 50).astype(np.int64))
+  return loglog_slope(ranks, counts[ranks - 1])

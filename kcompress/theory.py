@@ -1,0 +1,61 @@
+"""Closed-form reference predictions of the Pitman-Yor / Syntax-Knowledge theory (SPEC section 6).
+
+Pure numpy/scipy; used by config validation, tests and the analysis overlays.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special
+
+
+def expected_num_entities(alpha: float, beta: float, n) -> np.ndarray | float:
+  """E[K_n], the expected number of distinct entities after n draws of PYCRP(alpha, beta).
+
+  alpha > 0: (beta/alpha) [(beta+alpha)_n / (beta)_n - 1] with (x)_n the rising factorial;
+  alpha = 0: beta [psi(beta+n) - psi(beta)]. Exact for every n >= 0 (vectorised over n).
+  For beta <= 0 it uses the exact recursion E[K_{i+1}] = E[K_i] (1 + alpha/(i+beta)) +
+  beta/(i+beta), which follows from P(new | K_i) being linear in K_i.
+  """
+  n_arr = np.asarray(n, dtype=np.float64)
+  scalar = n_arr.ndim == 0
+  n_arr = np.atleast_1d(n_arr)
+  if beta > 0:
+    if alpha == 0:
+      out = beta * (special.digamma(beta + n_arr) - special.digamma(beta))
+    else:
+      log_ratio = (special.gammaln(beta + alpha + n_arr) - special.gammaln(beta + alpha)
+                   - special.gammaln(beta + n_arr) + special.gammaln(beta))
+      out = (beta / alpha) * np.expm1(log_ratio)
+  else:
+    top = int(n_arr.max()) if n_arr.size else 0
+    k = np.zeros(top + 1)
+    if top >= 1:
+      k[1] = 1.0
+    for i in range(1, top):
+      k[i + 1] = k[i] * (1 + alpha / (i + beta)) + beta / (i + beta)
+    out = k[n_arr.astype(np.int64)]
+  out = np.where(n_arr <= 0, 0.0, out)
+  return float(out[0]) if scalar else out
+
+
+def heaps_exponent(alpha: float) -> float:
+  """Distinct entities grow as n**alpha (alpha > 0)."""
+  return alpha
+
+
+def zipf_rank_exponent(alpha: float) -> float:
+  """Ranked entity frequencies fall as rank**(-1/alpha)."""
+  return -1.0 / alpha if alpha > 0 else -math.inf
+
+
+def data_scaling_exponent(alpha: float) -> float:
+  """Knowledge part of the Bayes code per sentence decays to its limit as n**-(1-alpha)."""
+  return 1.0 - alpha
+
+
+def size_scaling_exponent(alpha: float) -> float:
+  """A model holding m entities loses ~ m**(1-1/alpha): exponent 1/alpha - 1 in capacity."""
+  return 1.0 / alpha - 1.0 if alpha > 0 else math.inf
