@@ -128,3 +128,36 @@ def bayes_bits_by_role(batch: Tokens) -> jax.Array:
   """Bayes bits of a batch summed by token role: float64 [NUM_ROLES]."""
   onehot = jax.nn.one_hot(batch.role.reshape(-1), roles.NUM_ROLES, dtype=jnp.float64)
   return batch.bayes_bits.reshape(-1) @ onehot
+
+
+# ----------------------------------------------------------- finite dataset mode
+
+
+@x64
+def dataset_rows(spec: DataSpec, seed: int, num_sentences: int) -> Tokens:
+  """A finite dataset of N sentences packed into rows of C tokens: Tokens [R, C] (numpy).
+
+  The remainder past the last full row is dropped.
+  """
+  stream = generate_stream(spec, seed, num_sentences)
+  rows = len(stream.tokens.token) // spec.context_length
+  if rows < 1:
+    raise ValueError(f"config.data.num_sentences={num_sentences}: fewer tokens than one row "
+                     f"of config.data.context_length={spec.context_length}")
+  return jax.tree.map(lambda x: x[:rows * spec.context_length].reshape(rows, -1), stream.tokens)
+
+
+def dataset_batch(rows: Tokens, key: jax.Array, step: jax.Array, batch_size: int) -> Tokens:
+  """Batch `step` of an epoch loop over the rows, reshuffled every epoch.
+
+  Epoch e visits the rows in the order of a permutation keyed by (key, e), B rows per
+  step, dropping the last R mod B. Bayes bits are kept in epoch 0 only: the Bayes
+  code of data already seen is not a stream code.
+  """
+  num_rows = rows.token.shape[0]
+  per_epoch = num_rows // batch_size
+  epoch, pos = step // per_epoch, step % per_epoch
+  perm = jax.random.permutation(jax.random.fold_in(key, epoch), num_rows)
+  idx = jax.lax.dynamic_slice(perm, (pos * batch_size,), (batch_size,))
+  batch = jax.tree.map(lambda x: x[idx], rows)
+  return batch._replace(bayes_bits=jnp.where(epoch == 0, batch.bayes_bits, 0.0))
