@@ -1,10 +1,16 @@
 """Benchmarks that print figures (never run in tests).
 
   python -m kcompress.bench data [--num_sentences=1000000] [--repeats=5]
+  python -m kcompress.bench sweep [--config=configs/sweep.py[:gpu]]
 
 `data`: generator throughput (tokens/s, generate + render + pack) and Bayes-code
 throughput (sentences/s, counts + bits from the raw draws), medians over repeats,
 compile time excluded.
+
+`sweep`: tokens/s of the one-step sweep of the config's widths vs the same widths
+trained one after another (each its own jitted step, unpadded), median step times;
+the useful-FLOP fraction (unpadded FLOPs / executed padded FLOPs); and the model
+FLOP utilisation relative to a float32 matmul peak measured in the same run.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+import time
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -40,13 +47,88 @@ def bench_data(config, num_sentences: int, repeats: int) -> dict:
               generate_tokens_per_second_all=gen, bayes_sentences_per_second_all=bayes)
 
 
+def _median_seconds(fn, *args, repeats: int) -> float:
+  """Median wall time of `fn(*args)` over `repeats` calls after one warm-up call."""
+  import jax
+  jax.block_until_ready(fn(*args))
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def matmul_peak_flops(size: int = 1024, repeats: int = 10) -> float:
+  """FLOP/s of a float32 [size, size] @ [size, size] matmul on the default device."""
+  import jax
+  import jax.numpy as jnp
+  a = jax.random.normal(jax.random.PRNGKey(0), (size, size), jnp.float32)
+  mm = jax.jit(lambda x: x @ x)
+  return 2 * size ** 3 / _median_seconds(mm, a, repeats=repeats)
+
+
+def bench_sweep(config, repeats: int) -> dict:
+  """One compiled step for all widths vs each width trained alone (each separately jitted)."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from kcompress import model as model_lib, step as step_lib
+  from kcompress.data import spec as spec_lib
+  spec = spec_lib.data_spec(config.data)
+  widths = [int(w) for w in config.model.widths]
+  B, C = config.train.batch_size, spec.context_length
+  rng = np.random.default_rng(0)
+  targets = rng.integers(1, spec.vocab_size, (B, C)).astype(np.int32)
+  batch = {"inputs_BxL": jnp.asarray(np.concatenate([np.zeros((B, 1), np.int32), targets[:, :-1]], 1)),
+           "targets_BxL": jnp.asarray(targets), "roles_BxL": jnp.zeros((B, C), jnp.int32)}
+  steps = config.train.num_steps
+
+  def step_seconds(cfg, ws):
+    opt = step_lib.make_optimizer(config.optim, steps)
+    state = step_lib.init_sweep(cfg, config.optim, opt, ws, [0] * len(ws))
+    fn = step_lib.make_sweep_step(cfg, opt, config.optim, steps)
+    holder = [state]
+
+    def run(b):
+      holder[0], m = fn(holder[0], b)
+      return m
+    return _median_seconds(run, batch, repeats=repeats)
+
+  full = model_lib.ModelConfig.from_config(config.model, spec.vocab_size, C)
+  sweep_s = step_seconds(full, widths)
+  alone_s = {}
+  for w in widths:
+    cfg = model_lib.ModelConfig(spec.vocab_size, C, w, config.model.depth, config.model.head_dim,
+                                config.model.mlp_ratio)
+    alone_s[w] = step_seconds(cfg, [w])
+  sequential_s = sum(alone_s.values())
+  useful = sum(model_lib.flops_per_token(full, w) for w in widths) * B * C
+  executed = len(widths) * model_lib.flops_per_token(full, max(widths)) * B * C
+  peak = matmul_peak_flops()
+  model_tokens = len(widths) * B * C
+  return dict(benchmark="sweep", device=str(jax.devices()[0].device_kind), widths=widths,
+              batch_tokens=B * C, repeats=repeats,
+              sweep_step_s_median=sweep_s, sequential_step_s_median=sequential_s,
+              per_width_step_s_median={str(w): s for w, s in alone_s.items()},
+              sweep_tokens_per_second=model_tokens / sweep_s,
+              sequential_tokens_per_second=model_tokens / sequential_s,
+              speedup=sequential_s / sweep_s,
+              useful_flop_fraction=useful / executed,
+              matmul_peak_flops=peak,
+              mfu_sweep=useful / sweep_s / peak,
+              mfu_sequential=useful / sequential_s / peak)
+
+
 def main(argv):
   what = argv[1:] or ["data"]
   for name in what:
     if name == "data":
       result = bench_data(_CONFIG.value, _NUM.value, _REPEATS.value)
+    elif name == "sweep":
+      result = bench_sweep(_CONFIG.value, max(_REPEATS.value, 10))
     else:
-      sys.exit(f"unknown benchmark {name!r}; choose from: data")
+      sys.exit(f"unknown benchmark {name!r}; choose from: data, sweep")
     print(json.dumps(result))
 
 

@@ -1,0 +1,299 @@
+"""The training loop: one compiled step trains a whole sweep of widths on one stream.
+
+`run(config, workdir)` validates the config, resumes from the latest checkpoint in
+`workdir` if there is one, trains every model of the sweep on the same batches,
+and appends one metrics row per (step, model) to WORKDIR/metrics.jsonl:
+
+  step, width, seed, params, tokens_seen, lr, loss_bits (bits/token of this step's
+  batch, measured BEFORE the update), bits_<role> (bits/token by role), step_bits
+  (total bits of this batch), preq_bits and preq_bits_<role> (cumulative prequential
+  code, bits), bayes_bits and bayes_bits_<role> (cumulative Bayes code of the same
+  tokens, bits), frozen, frozen_step, elapsed_s.
+
+Roles: name, syntax, value, end. All code lengths are in bits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import os
+import signal
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from kcompress import checkpoint, metrics, model as model_lib, step as step_lib
+from kcompress import data
+from kcompress.data import roles, source
+from kcompress.data.spec import BOS
+
+_IGNORED_FOR_RESUME = ("num_steps", "log_every", "eval_every", "checkpoint_every")
+
+
+# ------------------------------------------------------------------ validation
+
+
+def sweep_models(config) -> list[tuple[int, int]]:
+  """(width, seed) of every model of the sweep, width-major."""
+  return list(itertools.product(tuple(config.model.widths), tuple(config.sweep.seeds)))
+
+
+def validate(config) -> None:
+  """Fails before any compilation, naming the offending field."""
+  widths = tuple(config.model.widths)
+  if not widths or any(not isinstance(w, int) or w <= 0 for w in widths):
+    raise ValueError(f"config.model.widths={widths!r}: need positive integers")
+  bad = [w for w in widths if w % config.model.head_dim]
+  if bad:
+    raise ValueError(f"config.model.widths={widths!r}: widths {bad} are not divisible by "
+                     f"config.model.head_dim={config.model.head_dim}")
+  if not tuple(config.sweep.seeds):
+    raise ValueError("config.sweep.seeds is empty")
+  if config.optim.lr_scaling not in step_lib.LR_SCALINGS:
+    raise ValueError(f"config.optim.lr_scaling={config.optim.lr_scaling!r}: choose one of "
+                     f"{step_lib.LR_SCALINGS}")
+  num_devices = jax.device_count()
+  if config.train.batch_size % num_devices:
+    raise ValueError(f"config.train.batch_size={config.train.batch_size} is not divisible by "
+                     f"the device count {num_devices}")
+  if config.train.num_steps < 1:
+    raise ValueError(f"config.train.num_steps={config.train.num_steps}: must be >= 1")
+  for field in ("log_every", "checkpoint_every", "eval_every"):
+    if config[field] < 1:
+      raise ValueError(f"config.{field}={config[field]}: must be >= 1")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in d.items():
+    key = f"{prefix}{k}"
+    if isinstance(v, dict):
+      out.update(_flatten(v, key + "."))
+    else:
+      out[key] = list(v) if isinstance(v, (list, tuple)) else v
+  return out
+
+
+def check_workdir(workdir: str, config) -> None:
+  """A workdir may only be resumed by the same config (run length and cadences may change)."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    old = _flatten(json.load(f))
+  new = _flatten(json.loads(config.to_json()))
+  differ = sorted(k for k in set(old) | set(new)
+                  if old.get(k) != new.get(k) and k.split(".")[-1] not in _IGNORED_FOR_RESUME)
+  if differ:
+    detail = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in differ)
+    raise ValueError(f"workdir {workdir} holds a run of a different config; fields that "
+                     f"differ: {detail}")
+
+
+def due(step: int, every: int, last: int) -> bool:
+  """Is `step` (1-based count of updates done) a log/eval/checkpoint step? The last always is."""
+  return step % every == 0 or step == last
+
+
+# ------------------------------------------------------------------------ data
+
+
+def model_batch(tokens: data.Tokens) -> dict[str, jax.Array]:
+  """Rows of C stream tokens -> model inputs ([BOS, row[:-1]]), targets (row), roles."""
+  inputs = jnp.concatenate([jnp.full_like(tokens.token[:, :1], BOS), tokens.token[:, :-1]], 1)
+  return {"inputs_BxL": inputs, "targets_BxL": tokens.token, "roles_BxL": tokens.role}
+
+
+@dataclasses.dataclass(frozen=True)
+class DataPipe:
+  """The on-device data step of a run: `step(data_state) -> (data_state, batch, bayes_R)`."""
+  init: Any
+  step: Any
+
+
+def make_data_pipe(spec: data.DataSpec, config) -> DataPipe:
+  batch_size, num_steps = config.train.batch_size, config.train.num_steps
+  world = source.x64(data.draw_world)(spec, jax.random.PRNGKey(config.seed))
+  if config.data.num_sentences > 0:
+    rows = source.dataset_rows(spec, config.seed, config.data.num_sentences)
+    if rows.token.shape[0] < batch_size:
+      raise ValueError(f"config.data.num_sentences={config.data.num_sentences}: the dataset has "
+                       f"{rows.token.shape[0]} rows, fewer than config.train.batch_size")
+    with jax.enable_x64(True):
+      rows = jax.device_put(rows)
+      key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
+
+    @jax.jit
+    def finite_step(step):
+      batch = source.dataset_batch(rows, key, step, batch_size)
+      return step + 1, model_batch(batch), source.bayes_bits_by_role(batch)
+
+    init = jnp.zeros((), jnp.int32)
+    return DataPipe(init, source.x64(finite_step))
+
+  @jax.jit
+  def stream_step(state):
+    state, batch = source.next_batch(spec, world, state, batch_size)
+    return state, model_batch(batch), source.bayes_bits_by_role(batch)
+
+  init = source.x64(source.batch_init)(spec, batch_size, num_steps)
+  return DataPipe(init, source.x64(stream_step))
+
+
+# ------------------------------------------------------------------------ loop
+
+
+class _Stop:
+  """Turns SIGTERM/SIGINT into a flag the loop checks after each step."""
+
+  def __init__(self):
+    self.signal = None
+    self._old = {}
+
+  def __enter__(self):
+    for sig in (signal.SIGTERM, signal.SIGINT):
+      self._old[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    self.signal = signum
+
+  def __exit__(self, *exc):
+    for sig, old in self._old.items():
+      signal.signal(sig, old)
+
+
+def _rows(step: int, models, param_counts, m: dict, bayes_r, host: dict, tokens_seen: int,
+          elapsed: float) -> list[dict]:
+  """Metrics rows of one step (host numpy inputs); updates the cumulative totals in `host`."""
+  bits_mr = np.asarray(m["bits_by_role"], np.float64)
+  toks_mr = np.asarray(m["tokens_by_role"], np.float64)
+  preq = np.asarray(host["preq_bits_by_role"]) + bits_mr
+  bayes = np.asarray(host["bayes_bits_by_role"]) + np.asarray(bayes_r, np.float64)
+  host["preq_bits_by_role"], host["bayes_bits_by_role"] = preq.tolist(), bayes.tolist()
+  rows = []
+  for i, (width, seed) in enumerate(models):
+    row = dict(step=step, width=width, seed=seed, params=param_counts[i],
+               tokens_seen=tokens_seen, lr=float(m["lr"][i]),
+               loss_bits=float(bits_mr[i].sum() / max(toks_mr[i].sum(), 1)),
+               step_bits=float(bits_mr[i].sum()))
+    for r, name in enumerate(roles.ROLE_NAMES):
+      row[f"bits_{name}"] = float(bits_mr[i, r] / toks_mr[i, r]) if toks_mr[i, r] else None
+    row["preq_bits"] = float(preq[i].sum())
+    row.update({f"preq_bits_{n}": float(preq[i, r]) for r, n in enumerate(roles.ROLE_NAMES)})
+    row["bayes_bits"] = float(bayes.sum())
+    row.update({f"bayes_bits_{n}": float(bayes[r]) for r, n in enumerate(roles.ROLE_NAMES)})
+    row.update(frozen=bool(m["frozen"][i]), frozen_step=int(m["frozen_step"][i]),
+               elapsed_s=round(elapsed, 3))
+    rows.append(row)
+  return rows
+
+
+def run(config, workdir: str) -> dict:
+  """Trains the sweep of `config` in `workdir` (resuming if possible). Returns final rows."""
+  validate(config)
+  spec = data.data_spec(config.data)
+  num_steps, batch_size = config.train.num_steps, config.train.batch_size
+  tokens_per_step = batch_size * spec.context_length
+  if config.data.num_sentences <= 0:
+    capacity = source.batch_capacity(spec, batch_size, num_steps)
+    data.check_name_space(spec, capacity)
+  check_workdir(workdir, config)
+  os.makedirs(workdir, exist_ok=True)
+  is_writer = jax.process_index() == 0
+  if is_writer:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json(indent=2))
+
+  models = sweep_models(config)
+  widths_M = np.array([w for w, _ in models], np.int32)
+  seeds_M = np.array([s for _, s in models], np.int32)
+  model_cfg = model_lib.ModelConfig.from_config(config.model, spec.vocab_size, spec.context_length)
+  param_counts = [model_lib.param_count(model_cfg, int(w)) for w in widths_M]
+  optimizer = step_lib.make_optimizer(config.optim, num_steps)
+  state = step_lib.init_sweep(model_cfg, config.optim, optimizer, widths_M, seeds_M)
+  sweep_step = step_lib.make_sweep_step(model_cfg, optimizer, config.optim, num_steps)
+  pipe = make_data_pipe(spec, config)
+  data_state = pipe.init
+  host = dict(preq_bits_by_role=np.zeros((len(models), roles.NUM_ROLES)).tolist(),
+              bayes_bits_by_role=np.zeros(roles.NUM_ROLES).tolist(), elapsed_s=0.0)
+
+  mngr = checkpoint.manager(workdir)
+  metrics_path = os.path.join(workdir, "metrics.jsonl")
+  start = mngr.latest_step() or 0
+  if start:
+    state, data_state, host = checkpoint.restore(mngr, start, state, data_state)
+    logging.info("resumed from step %d", start)
+    print(f"resuming {workdir} from step {start}", flush=True)
+  if is_writer:
+    metrics.truncate_after(metrics_path, start)
+  writer = metrics.Writer(metrics_path, enabled=is_writer)
+
+  def save(step_done: int):
+    checkpoint.save(mngr, step_done, state, data_state, host)
+
+  t0 = time.perf_counter() - host["elapsed_s"]
+  t_log, step_log = time.perf_counter(), start
+  frozen_seen = set()
+  last_rows: list[dict] = []
+  pending = None
+
+  def finish(p):
+    step_done, m, bayes_r = p
+    m, bayes_r = jax.device_get((m, bayes_r))
+    rows = _rows(step_done, models, param_counts, m, bayes_r, host,
+                 step_done * tokens_per_step, time.perf_counter() - t0)
+    for r in rows:
+      if r["frozen"] and (r["width"], r["seed"]) not in frozen_seen:
+        frozen_seen.add((r["width"], r["seed"]))
+        logging.warning("non-finite loss: model width=%d seed=%d frozen at step %d",
+                        r["width"], r["seed"], r["frozen_step"])
+        print(f"WARNING non-finite loss: width={r['width']} seed={r['seed']} frozen at step "
+              f"{r['frozen_step']}", flush=True)
+    writer.write(rows)
+    return rows
+
+  with _Stop() as stop:
+    for t in range(start, num_steps):
+      data_state, batch, bayes_r = pipe.step(data_state)
+      state, m = sweep_step(state, batch)
+      if pending is not None:     # step t is dispatched; now fetch step t-1
+        last_rows = finish(pending)
+      pending = (t + 1, m, bayes_r)
+      step_done = t + 1
+      if due(step_done, config.log_every, num_steps) or stop.signal:
+        last_rows = finish(pending)
+        pending = None
+        now = time.perf_counter()
+        rate = (step_done - step_log) * tokens_per_step / max(now - t_log, 1e-9)
+        eta = (num_steps - step_done) * tokens_per_step / max(rate, 1e-9)
+        print(f"step {step_done}/{num_steps}  {rate:,.0f} tok/s  loss bits/token "
+              f"w{last_rows[0]['width']}={last_rows[0]['loss_bits']:.3f} "
+              f"w{last_rows[-1]['width']}={last_rows[-1]['loss_bits']:.3f}  "
+              f"ETA {eta:.0f}s", flush=True)
+        t_log, step_log = now, step_done
+      if due(step_done, config.checkpoint_every, num_steps) or stop.signal:
+        if pending is not None:
+          last_rows = finish(pending)
+          pending = None
+        host["elapsed_s"] = time.perf_counter() - t0
+        save(step_done)
+      if stop.signal:
+        print(f"signal {stop.signal}: checkpoint saved at step {step_done}; exiting", flush=True)
+        writer.close()
+        raise SystemExit(128 + stop.signal)
+  if pending is not None:
+    last_rows = finish(pending)
+  writer.close()
+  mngr.close()
+  if start >= num_steps:
+    last_rows = [r for r in metrics.read_rows(metrics_path) if r["step"] == num_steps]
+  return {"rows": last_rows, "workdir": workdir}

@@ -1,0 +1,157 @@
+"""The main job end to end on `:tiny`: metrics, resume, signals, non-finite models, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from configs.sweep import get_config
+from kcompress import metrics, step as step_lib, train
+from kcompress.data import roles
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIELDS = {"step", "width", "seed", "params", "tokens_seen", "lr", "loss_bits", "step_bits",
+          "preq_bits", "bayes_bits", "frozen", "frozen_step", "elapsed_s"}
+FIELDS |= {f"{p}_{r}" for p in ("bits", "preq_bits", "bayes_bits") for r in roles.ROLE_NAMES}
+
+
+def _main(workdir, *overrides, wait=True):
+  cmd = [sys.executable, "-m", "kcompress.main", "--config=configs/sweep.py:tiny",
+         f"--workdir={workdir}", *overrides]
+  proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+  if wait:
+    out, _ = proc.communicate(timeout=600)
+    return proc.returncode, out
+  return proc
+
+
+def _comparable(rows):
+  return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("tiny"))
+  code, out = _main(workdir, "--config.train.num_steps=60")
+  assert code == 0, out
+  return workdir, metrics.read_rows(os.path.join(workdir, "metrics.jsonl")), out
+
+
+def test_metrics_fields_and_cumulative_bits(tiny_run):
+  workdir, rows, out = tiny_run
+  cfg = get_config("tiny")
+  models = [(w, s) for w in cfg.model.widths for s in cfg.sweep.seeds]
+  assert len(rows) == 60 * len(models)
+  assert {(r["step"], r["width"], r["seed"]) for r in rows} == {
+      (t, w, s) for t in range(1, 61) for w, s in models}
+  for r in rows:
+    assert FIELDS <= set(r)
+  for w, s in models:
+    mine = sorted((r for r in rows if (r["width"], r["seed"]) == (w, s)), key=lambda r: r["step"])
+    np.testing.assert_allclose(np.cumsum([r["step_bits"] for r in mine]),
+                               [r["preq_bits"] for r in mine], rtol=1e-9)
+    last = mine[-1]
+    by_role = sum(last[f"preq_bits_{n}"] for n in roles.ROLE_NAMES)
+    assert abs(by_role - last["preq_bits"]) < 1e-6 * last["preq_bits"]
+    assert last["tokens_seen"] == 60 * cfg.train.batch_size * cfg.data.context_length
+    # A model's code never beats the Bayes floor by much over a whole stream; it is well above
+    # it this early.
+    assert last["preq_bits"] > last["bayes_bits"]
+  assert os.path.exists(os.path.join(workdir, "config.json"))
+  assert "ratio" in out
+
+
+def test_resume_after_sigkill_matches_uninterrupted(tiny_run, tmp_path):
+  _, reference, _ = tiny_run
+  workdir = str(tmp_path / "killed")
+  proc = _main(workdir, "--config.train.num_steps=60", wait=False)
+  ckpt = os.path.join(workdir, "checkpoints", "20")
+  deadline = time.time() + 300
+  while not os.path.exists(ckpt) and time.time() < deadline and proc.poll() is None:
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert proc.returncode == -signal.SIGKILL
+  code, out = _main(workdir, "--config.train.num_steps=60")
+  assert code == 0, out
+  assert "resuming" in out
+  rows = metrics.read_rows(os.path.join(workdir, "metrics.jsonl"))
+  assert _comparable(rows) == _comparable(reference)
+
+
+def test_sigterm_leaves_checkpoint_at_current_step(tmp_path):
+  workdir = str(tmp_path / "term")
+  proc = _main(workdir, "--config.train.num_steps=100000", "--config.checkpoint_every=100000",
+               "--config.log_every=7", wait=False)
+  path = os.path.join(workdir, "metrics.jsonl")
+  deadline = time.time() + 300
+  while time.time() < deadline and proc.poll() is None and len(metrics.read_rows(path)) < 20:
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGTERM)
+  out, _ = proc.communicate(timeout=120)
+  assert proc.returncode == 128 + signal.SIGTERM, out
+  steps = [int(d) for d in os.listdir(os.path.join(workdir, "checkpoints")) if d.isdigit()]
+  last_row = max(r["step"] for r in metrics.read_rows(path))
+  assert steps == [last_row] and last_row < 100000
+
+
+def test_overrides_and_misspelled_key(tmp_path):
+  code, out = _main(str(tmp_path / "o"), "--config.model.widths=(8,24)",
+                    "--config.train.num_steps=3")
+  assert code == 0, out
+  rows = metrics.read_rows(str(tmp_path / "o" / "metrics.jsonl"))
+  assert sorted({r["width"] for r in rows}) == [8, 24]
+  code, out = _main(str(tmp_path / "m"), "--config.model.widht=3")
+  assert code != 0 and "widht" in out
+
+
+def test_nonfinite_model_flagged_and_others_train(tmp_path, monkeypatch, capsys):
+  real_init = step_lib.init_sweep
+
+  def poisoned(*args, **kwargs):
+    state = real_init(*args, **kwargs)
+    bad = state.params["unembed"].at[0, 0, 0].set(np.nan)
+    return state.replace(params={**state.params, "unembed": bad})
+
+  monkeypatch.setattr(step_lib, "init_sweep", poisoned)
+  cfg = get_config("tiny")
+  cfg.train.num_steps = 30
+  train.run(cfg, str(tmp_path))
+  rows = metrics.read_rows(str(tmp_path / "metrics.jsonl"))
+  first = [r for r in rows if r["width"] == 16]
+  other = [r for r in rows if r["width"] == 32]
+  assert all(r["frozen"] and r["frozen_step"] == 0 for r in first)
+  assert not any(r["frozen"] for r in other)
+  assert other[-1]["loss_bits"] < other[0]["loss_bits"] - 1.0
+  assert "non-finite loss: width=16 seed=0 frozen at step 0" in capsys.readouterr().out
+
+
+def test_bad_configs_fail_before_compiling(tmp_path, monkeypatch):
+  cfg = get_config("tiny")
+  cfg.model.widths = (16, 20)
+  with pytest.raises(ValueError, match="config.model.widths"):
+    train.validate(cfg)
+  cfg = get_config("tiny")
+  cfg.optim.lr_scaling = "sqrt"
+  with pytest.raises(ValueError, match="config.optim.lr_scaling"):
+    train.validate(cfg)
+  cfg = get_config("tiny")
+  monkeypatch.setattr(train.jax, "device_count", lambda: 3)
+  with pytest.raises(ValueError, match="config.train.batch_size"):
+    train.validate(cfg)
+  monkeypatch.undo()
+  # A workdir holding a different config: the error lists the fields that differ.
+  cfg = get_config("tiny")
+  with open(tmp_path / "config.json", "w") as f:
+    f.write(cfg.to_json())
+  cfg.data.alpha = 0.7
+  cfg.model.depth = 2
+  cfg.train.num_steps = 99          # run length may change on resume
+  with pytest.raises(ValueError, match=r"data.alpha.*model.depth|model.depth.*data.alpha"):
+    train.check_workdir(str(tmp_path), cfg)
