@@ -58,6 +58,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.depth = 2
   c.model.head_dim = 16
   c.model.mlp_ratio = 4
+  # Widths per padded bucket inside the one compiled step: 0 = a bucket per width
+  # (no padding), 1 = all widths padded to the widest, k = k buckets. Chosen by
+  # `python -m kcompress.bench sweep` (README): 0 on CPU.
+  c.model.buckets = 0
 
   c.sweep = ml_collections.ConfigDict()
   c.sweep.seeds = (0,)          # model init seeds; the sweep is widths x seeds

@@ -73,7 +73,7 @@ def bench_sweep(config, repeats: int) -> dict:
   import jax
   import jax.numpy as jnp
   import numpy as np
-  from kcompress import model as model_lib, step as step_lib
+  from kcompress import model as model_lib, step as step_lib, sweep
   from kcompress.data import spec as spec_lib
   spec = spec_lib.data_spec(config.data)
   widths = [int(w) for w in config.model.widths]
@@ -84,31 +84,43 @@ def bench_sweep(config, repeats: int) -> dict:
            "targets_BxL": jnp.asarray(targets), "roles_BxL": jnp.zeros((B, C), jnp.int32)}
   steps = config.train.num_steps
 
-  def step_seconds(cfg, ws):
+  def step_seconds(model_cfg, ws):
+    """Median seconds of one jitted sweep step over the models `ws` laid out by model_cfg."""
+    models = [(w, 0) for w in ws]
+    layout = sweep.make_layout(model_cfg, spec.vocab_size, C, models)
     opt = step_lib.make_optimizer(config.optim, steps)
-    state = step_lib.init_sweep(cfg, config.optim, opt, ws, [0] * len(ws))
-    fn = step_lib.make_sweep_step(cfg, opt, config.optim, steps)
-    holder = [state]
+    holder = [sweep.init(layout, config.optim, opt, ws, [0] * len(ws))]
+    fn = sweep.make_step(layout, opt, config.optim, steps)
 
     def run(b):
       holder[0], m = fn(holder[0], b)
       return m
     return _median_seconds(run, batch, repeats=repeats)
 
-  full = model_lib.ModelConfig.from_config(config.model, spec.vocab_size, C)
-  sweep_s = step_seconds(full, widths)
+  timings = {}
+  for buckets in (1, 2, 0):
+    cfg = config.model.copy_and_resolve_references()
+    cfg.buckets = buckets
+    timings[buckets] = step_seconds(cfg, widths)
   alone_s = {}
   for w in widths:
-    cfg = model_lib.ModelConfig(spec.vocab_size, C, w, config.model.depth, config.model.head_dim,
-                                config.model.mlp_ratio)
+    cfg = config.model.copy_and_resolve_references()
+    cfg.widths = (w,)
     alone_s[w] = step_seconds(cfg, [w])
   sequential_s = sum(alone_s.values())
+  full = model_lib.ModelConfig.from_config(config.model, spec.vocab_size, C)
+  chosen = int(config.model.buckets)
+  sweep_s = timings.get(chosen) or step_seconds(config.model, widths)
+  layout = sweep.make_layout(config.model, spec.vocab_size, C, [(w, 0) for w in widths])
   useful = sum(model_lib.flops_per_token(full, w) for w in widths) * B * C
-  executed = len(widths) * model_lib.flops_per_token(full, max(widths)) * B * C
+  executed = sum(len(idx) * model_lib.flops_per_token(cfg, cfg.max_width)
+                 for cfg, idx in layout.buckets) * B * C
   peak = matmul_peak_flops()
   model_tokens = len(widths) * B * C
   return dict(benchmark="sweep", device=str(jax.devices()[0].device_kind), widths=widths,
               batch_tokens=B * C, repeats=repeats,
+              buckets=chosen,
+              sweep_step_s_median_by_buckets={str(k): v for k, v in timings.items()},
               sweep_step_s_median=sweep_s, sequential_step_s_median=sequential_s,
               per_width_step_s_median={str(w): s for w, s in alone_s.items()},
               sweep_tokens_per_second=model_tokens / sweep_s,

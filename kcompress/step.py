@@ -133,10 +133,3 @@ def train_step(cfg: model_lib.ModelConfig, optimizer, schedule, state: TrainStat
              "grad_norm": jnp.sqrt(sum(jnp.sum(g ** 2) for g in jax.tree.leaves(grads))), "lr": lr, "nonfinite": ~finite,
              "frozen": frozen, "frozen_step": new_state.frozen_step}
   return new_state, metrics
-
-
-def make_sweep_step(cfg: model_lib.ModelConfig, optimizer, optim_cfg=None, num_steps: int = 1):
-  """jit(vmap(train_step)) over the model axis; the batch is shared; state donated."""
-  schedule = lr_schedule(optim_cfg, num_steps) if optim_cfg is not None else (lambda s: 1.0)
-  step = lambda state, batch: train_step(cfg, optimizer, schedule, state, batch)
-  return jax.jit(jax.vmap(step, in_axes=(0, None)), donate_argnums=0)

@@ -5,7 +5,8 @@
 and appends one metrics row per (step, model) to WORKDIR/metrics.jsonl:
 
   step, width, seed, params, tokens_seen, lr, loss_bits (bits/token of this step's
-  batch, measured BEFORE the update), bits_<role> (bits/token by role), step_bits
+  batch, measured BEFORE the update), bits_<role> (bits/token by role), bayes_<role>
+  (the Bayes code's bits/token of the same batch's tokens of that role), step_bits
   (total bits of this batch), preq_bits and preq_bits_<role> (cumulative prequential
   code, bits), bayes_bits and bayes_bits_<role> (cumulative Bayes code of the same
   tokens, bits), frozen, frozen_step, elapsed_s.
@@ -29,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from kcompress import checkpoint, metrics, model as model_lib, step as step_lib
+from kcompress import checkpoint, metrics, model as model_lib, step as step_lib, sweep
 from kcompress import data
 from kcompress.data import roles, source
 from kcompress.data.spec import BOS
@@ -50,6 +51,8 @@ def validate(config) -> None:
   widths = tuple(config.model.widths)
   if not widths or any(not isinstance(w, int) or w <= 0 for w in widths):
     raise ValueError(f"config.model.widths={widths!r}: need positive integers")
+  if list(widths) != sorted(set(widths)):
+    raise ValueError(f"config.model.widths={widths!r}: must be distinct and ascending")
   bad = [w for w in widths if w % config.model.head_dim]
   if bad:
     raise ValueError(f"config.model.widths={widths!r}: widths {bad} are not divisible by "
@@ -187,6 +190,7 @@ def _rows(step: int, models, param_counts, m: dict, bayes_r, host: dict, tokens_
                step_bits=float(bits_mr[i].sum()))
     for r, name in enumerate(roles.ROLE_NAMES):
       row[f"bits_{name}"] = float(bits_mr[i, r] / toks_mr[i, r]) if toks_mr[i, r] else None
+      row[f"bayes_{name}"] = float(bayes_r[r] / toks_mr[i, r]) if toks_mr[i, r] else None
     row["preq_bits"] = float(preq[i].sum())
     row.update({f"preq_bits_{n}": float(preq[i, r]) for r, n in enumerate(roles.ROLE_NAMES)})
     row["bayes_bits"] = float(bayes.sum())
@@ -216,11 +220,11 @@ def run(config, workdir: str) -> dict:
   models = sweep_models(config)
   widths_M = np.array([w for w, _ in models], np.int32)
   seeds_M = np.array([s for _, s in models], np.int32)
-  model_cfg = model_lib.ModelConfig.from_config(config.model, spec.vocab_size, spec.context_length)
-  param_counts = [model_lib.param_count(model_cfg, int(w)) for w in widths_M]
+  layout = sweep.make_layout(config.model, spec.vocab_size, spec.context_length, models)
+  param_counts = [model_lib.param_count(layout.buckets[0][0], int(w)) for w in widths_M]
   optimizer = step_lib.make_optimizer(config.optim, num_steps)
-  state = step_lib.init_sweep(model_cfg, config.optim, optimizer, widths_M, seeds_M)
-  sweep_step = step_lib.make_sweep_step(model_cfg, optimizer, config.optim, num_steps)
+  state = sweep.init(layout, config.optim, optimizer, widths_M, seeds_M)
+  sweep_step = sweep.make_step(layout, optimizer, config.optim, num_steps)
   pipe = make_data_pipe(spec, config)
   data_state = pipe.init
   host = dict(preq_bits_by_role=np.zeros((len(models), roles.NUM_ROLES)).tolist(),

@@ -6,7 +6,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from kcompress import model as model_lib, step as step_lib
+from kcompress import model as model_lib, step as step_lib, sweep
 from configs.sweep import get_config
 
 VOCAB, CTX = 37, 12
@@ -48,15 +48,17 @@ def test_masked_equals_unpadded(width):
                     jax.tree.leaves(model_lib.init_params(jax.random.PRNGKey(1), small, width))):
     assert s.shape == ref.shape
   batch = _batch(0)
-  logits_big = model_lib.apply(params, big, batch["inputs_BxL"], width)
-  logits_small = model_lib.apply(sliced, small, batch["inputs_BxL"], width)
+  apply = jax.jit(model_lib.apply, static_argnums=1)
+  logits_big = apply(params, big, batch["inputs_BxL"], width)
+  logits_small = apply(sliced, small, batch["inputs_BxL"], width)
   np.testing.assert_allclose(logits_big, logits_small, atol=2e-5, rtol=1e-5)
 
   def loss(p, cfg):
     return step_lib.token_bits(p, cfg, width, batch).mean()
 
-  g_big = jax.tree.map(_active_slice, jax.grad(loss)(params, big), mask)
-  g_small = jax.grad(loss)(sliced, small)
+  grad = jax.jit(jax.grad(loss), static_argnums=1)
+  g_big = jax.tree.map(_active_slice, grad(params, big), mask)
+  g_small = grad(sliced, small)
   for a, b in zip(jax.tree.leaves(g_big), jax.tree.leaves(g_small)):
     np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-4)
 
@@ -92,9 +94,16 @@ def _optim(**kw):
 
 
 def _sweep(widths, seeds, optim_cfg, cfg, num_steps=10):
+  """A one-bucket sweep (every width padded to cfg.max_width); state of that bucket."""
   opt = step_lib.make_optimizer(optim_cfg, num_steps)
-  state = step_lib.init_sweep(cfg, optim_cfg, opt, widths, seeds)
-  return state, step_lib.make_sweep_step(cfg, opt, optim_cfg, num_steps), opt
+  layout = sweep.Layout(((cfg, tuple(range(len(widths)))),))
+  [state] = sweep.init(layout, optim_cfg, opt, widths, seeds)
+  step = sweep.make_step(layout, opt, optim_cfg, num_steps)
+
+  def one_bucket_step(state, batch):
+    [state], metrics = step([state], batch)
+    return state, metrics
+  return state, one_bucket_step, opt
 
 
 def test_padding_stays_zero_and_vmap_equals_single_models():
