@@ -67,7 +67,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.sweep.seeds = (0,)          # model init seeds; the sweep is widths x seeds
 
   c.optim = ml_collections.ConfigDict()
-  c.optim.lr = 3e-3             # peak learning rate (at base_width under muP)
+  c.optim.lr = 6e-3             # peak learning rate (at base_width under muP)
   c.optim.lr_scaling = "mup"    # "constant" or "mup" (lr * base_width / width)
   c.optim.base_width = 32
   c.optim.warmup_steps = 100

@@ -306,3 +306,28 @@ def test_name_space_too_small():
   spec = _spec(name_alphabet=4, name_length=2)
   with pytest.raises(ValueError, match="config.data.name_length"):
     data.check_name_space(spec, 100_000)
+
+
+def test_finite_dataset_epochs():
+  """Each epoch visits every row once (last R mod B dropped), reshuffled; Bayes bits in epoch 0 only."""
+  spec = _spec(context_length=16)
+  rows = source.dataset_rows(spec, seed=1, num_sentences=120)
+  num_rows, batch_size = rows.token.shape[0], 4
+  per_epoch = num_rows // batch_size
+  key = jax.random.PRNGKey(0)
+  with jax.enable_x64(True):
+    get = jax.jit(lambda step: source.dataset_batch(rows, key, step, batch_size))
+    epochs = []
+    for e in range(2):
+      batches = [jax.device_get(get(jnp.int32(e * per_epoch + t))) for t in range(per_epoch)]
+      epochs.append(batches)
+  for e, batches in enumerate(epochs):
+    seen = np.concatenate([b.token for b in batches])
+    as_rows = {tuple(r) for r in seen}
+    assert len(as_rows) == len(seen)                     # no row twice in an epoch
+    assert as_rows <= {tuple(r) for r in rows.token}
+    bayes = sum(float(b.bayes_bits.sum()) for b in batches)
+    assert (bayes > 0) if e == 0 else (bayes == 0)
+  first = np.concatenate([b.token for b in epochs[0]])
+  second = np.concatenate([b.token for b in epochs[1]])
+  assert not np.array_equal(first, second)

@@ -159,5 +159,5 @@ def dataset_batch(rows: Tokens, key: jax.Array, step: jax.Array, batch_size: int
   epoch, pos = step // per_epoch, step % per_epoch
   perm = jax.random.permutation(jax.random.fold_in(key, epoch), num_rows)
   idx = jax.lax.dynamic_slice(perm, (pos * batch_size,), (batch_size,))
-  batch = jax.tree.map(lambda x: x[idx], rows)
+  batch = jax.tree.map(lambda x: jnp.asarray(x)[idx], rows)
   return batch._replace(bayes_bits=jnp.where(epoch == 0, batch.bayes_bits, 0.0))
