@@ -78,6 +78,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optim.b2 = 0.98
   c.optim.grad_clip = 1.0
 
+  c.probe = ml_collections.ConfigDict()
+  c.probe.per_bin = 64          # knowledge probes per occurrence bin (1, 2-3, 4-7, ...)
+  c.probe.num_bins = 10
+  c.probe.num_fresh = 128       # hallucination probes of each kind (fresh, unrevealed)
+  c.probe.confident = 0.5       # a "confident answer": top-1 probability above this
+  c.probe.seed = 0
+
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 16       # rows per step (every model sees the same rows)
   c.train.num_steps = 1500
@@ -99,6 +106,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.optim.base_width = 16
     c.log_every = 10
     c.eval_every = 20
+    c.probe.per_bin = 8
+    c.probe.num_bins = 5
+    c.probe.num_fresh = 16
     c.checkpoint_every = 20
   elif variant == "gpu":
     c.data.context_length = 256

@@ -85,3 +85,18 @@ def make_step(layout: Layout, optimizer, optim_cfg, num_steps: int):
     return new_states, jax.tree.map(lambda *x: jnp.concatenate(x), *metrics)
 
   return jax.jit(sweep_step, donate_argnums=0)
+
+
+def make_probe_step(layout: Layout, spec, confident: float):
+  """jit of `(states, probe arrays) -> outputs` with a leading axis over ALL models."""
+  from kcompress import probes as probes_lib
+
+  def probe_step(states, probe_set):
+    outs = []
+    for (cfg, _), state in zip(layout.buckets, states):
+      one = lambda params, width, cfg=cfg: probes_lib.probe_stats(
+          probes_lib.probe_logits(params, cfg, width, probe_set), probe_set, spec, confident)
+      outs.append(jax.vmap(one)(state.params, state.width))
+    return jax.tree.map(lambda *x: jnp.concatenate(x), *outs)
+
+  return jax.jit(probe_step)

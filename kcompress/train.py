@@ -12,6 +12,11 @@ and appends one metrics row per (step, model) to WORKDIR/metrics.jsonl:
   tokens, bits), frozen, frozen_step, elapsed_s.
 
 Roles: name, syntax, value, end. All code lengths are in bits.
+
+At every `eval_every` step (stream mode), WORKDIR/probes.jsonl gets one row per model
+(`kcompress.probes`): knowledge accuracy and bits of the true value per occurrence bin,
+and hallucination figures on fresh entities and unrevealed facts beside the Bayes
+predictor's.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from kcompress import checkpoint, metrics, model as model_lib, step as step_lib, sweep
+from kcompress import checkpoint, metrics, model as model_lib, probes, step as step_lib, sweep
 from kcompress import data
 from kcompress.data import roles, source
 from kcompress.data.spec import BOS
@@ -119,6 +124,7 @@ class DataPipe:
   """The on-device data step of a run: `step(data_state) -> (data_state, batch, bayes_R)`."""
   init: Any
   step: Any
+  world: Any = None   # the stream's World (None in finite-dataset mode: no probes)
 
 
 def make_data_pipe(spec: data.DataSpec, config) -> DataPipe:
@@ -147,7 +153,7 @@ def make_data_pipe(spec: data.DataSpec, config) -> DataPipe:
     return state, model_batch(batch), source.bayes_bits_by_role(batch)
 
   init = source.x64(source.batch_init)(spec, batch_size, num_steps)
-  return DataPipe(init, source.x64(stream_step))
+  return DataPipe(init, source.x64(stream_step), world)
 
 
 # ------------------------------------------------------------------------ loop
@@ -237,9 +243,30 @@ def run(config, workdir: str) -> dict:
     state, data_state, host = checkpoint.restore(mngr, start, state, data_state)
     logging.info("resumed from step %d", start)
     print(f"resuming {workdir} from step {start}", flush=True)
+  probes_path = os.path.join(workdir, "probes.jsonl")
   if is_writer:
     metrics.truncate_after(metrics_path, start)
+    metrics.truncate_after(probes_path, start)
   writer = metrics.Writer(metrics_path, enabled=is_writer)
+  probe_writer = metrics.Writer(probes_path, enabled=is_writer and pipe.world is not None)
+  probe_step = sweep.make_probe_step(layout, spec, config.probe.confident)
+  bayes_halluc = probes.bayes_hallucination(spec, config.probe.confident)
+
+  def evaluate(step_done: int):
+    """Knowledge and hallucination probes of every model after `step_done` updates."""
+    with jax.enable_x64(True):
+      stream = jax.device_get(data_state.stream)
+    pset = probes.build_probes(spec, pipe.world, stream, config.probe.seed + step_done,
+                               config.probe.per_bin, config.probe.num_bins, config.probe.num_fresh)
+    outs = jax.device_get(probe_step(state, pset))
+    rows = []
+    for i, (width, seed) in enumerate(models):
+      mine = {k: np.asarray(v[i]) for k, v in outs.items()}
+      rows.append(dict(step=step_done, width=width, seed=seed, params=param_counts[i],
+                       tokens_seen=step_done * tokens_per_step,
+                       **probes.summarise(mine, pset, config.probe.num_bins),
+                       bayes_hallucination=bayes_halluc))
+    probe_writer.write(rows)
 
   def save(step_done: int):
     checkpoint.save(mngr, step_done, state, data_state, host)
@@ -284,6 +311,8 @@ def run(config, workdir: str) -> dict:
               f"w{last_rows[-1]['width']}={last_rows[-1]['loss_bits']:.3f}  "
               f"ETA {eta:.0f}s", flush=True)
         t_log, step_log = now, step_done
+      if pipe.world is not None and due(step_done, config.eval_every, num_steps):
+        evaluate(step_done)
       if due(step_done, config.checkpoint_every, num_steps) or stop.signal:
         if pending is not None:
           last_rows = finish(pending)
@@ -293,10 +322,12 @@ def run(config, workdir: str) -> dict:
       if stop.signal:
         print(f"signal {stop.signal}: checkpoint saved at step {step_done}; exiting", flush=True)
         writer.close()
+        probe_writer.close()
         raise SystemExit(128 + stop.signal)
   if pending is not None:
     last_rows = finish(pending)
   writer.close()
+  probe_writer.close()
   mngr.close()
   if start >= num_steps:
     last_rows = [r for r in metrics.read_rows(metrics_path) if r["step"] == num_steps]

@@ -66,10 +66,18 @@ def test_metrics_fields_and_cumulative_bits(tiny_run):
     assert last["preq_bits"] > last["bayes_bits"]
   assert os.path.exists(os.path.join(workdir, "config.json"))
   assert "ratio" in out
+  # Probes: one row per (eval step, model) with knowledge bins and hallucination kinds.
+  probe_rows = metrics.read_rows(os.path.join(workdir, "probes.jsonl"))
+  assert {(r["step"], r["width"]) for r in probe_rows} == {
+      (t, w) for t in (20, 40, 60) for w, _ in models}
+  for r in probe_rows:
+    assert set(r["hallucination"]) == {"fresh", "unrevealed"}
+    assert "1" in r["knowledge"] and 0 <= r["knowledge"]["1"]["accuracy"] <= 1
+    assert r["bayes_hallucination"]["kl"] == 0.0
 
 
 def test_resume_after_sigkill_matches_uninterrupted(tiny_run, tmp_path):
-  _, reference, _ = tiny_run
+  reference_dir, reference, _ = tiny_run
   workdir = str(tmp_path / "killed")
   proc = _main(workdir, "--config.train.num_steps=60", wait=False)
   ckpt = os.path.join(workdir, "checkpoints", "20")
@@ -84,6 +92,8 @@ def test_resume_after_sigkill_matches_uninterrupted(tiny_run, tmp_path):
   assert "resuming" in out
   rows = metrics.read_rows(os.path.join(workdir, "metrics.jsonl"))
   assert _comparable(rows) == _comparable(reference)
+  assert (metrics.read_rows(os.path.join(workdir, "probes.jsonl")) ==
+          metrics.read_rows(os.path.join(reference_dir, "probes.jsonl")))
 
 
 def test_sigterm_leaves_checkpoint_at_current_step(tmp_path):

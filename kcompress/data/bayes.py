@@ -60,5 +60,5 @@ def bayes_code_bits(spec: DataSpec, world: World, s: Sentences) -> SentenceBits:
   used = s.synonym_NxF >= 0
   p_slot = (s.synonym_count_before_NxF + gs) / (c_t[:, None] + S * gs)
   slot = jnp.where(used, -jnp.log2(p_slot), 0.0)
-  value = jnp.where(s.first_reveal_N, -value_log2_probs(spec)[s.value_N], 0.0)
+  value = jnp.where(s.first_reveal_N, -jnp.asarray(value_log2_probs(spec))[s.value_N], 0.0)
   return SentenceBits(entity, name, template, slot, value)

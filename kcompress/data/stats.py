@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-try:
-  from kcompress.analysis.fits import loglog_slope
-except ImportError:  # TEMP
-  def loglog_slope(x, y, x_min=None):
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    m = x >= (x_min or 0)
-    return float(np.polyfit(np.log(x[m]), np.log(y[m]), 1)[0])
+from kcompress.analysis.fits import loglog_slope
 
 
 def heaps_curve(is_new_N, num_points: int = 40) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from kcompress.data.spec import NAME0, DataSpec
 
@@ -44,13 +45,13 @@ def draw_world(spec: DataSpec, key: jax.Array) -> World:
                k_ent, k_syn, k_fact, k_name)
 
 
-def value_log2_probs(spec: DataSpec) -> jax.Array:
-  """log2 H_a(v) of the base measure, shape [V] (the same for every attribute)."""
+def value_log2_probs(spec: DataSpec) -> np.ndarray:
+  """log2 H_a(v) of the base measure, float64 numpy [V] (the same for every attribute)."""
   V = spec.values_per_attribute
   if spec.value_base == "uniform":
-    return jnp.full((V,), -jnp.log2(float(V)), jnp.float64)
-  w = jnp.arange(1, V + 1, dtype=jnp.float64) ** (-spec.value_zipf_exponent)
-  return jnp.log2(w / w.sum())
+    return np.full((V,), -np.log2(float(V)))
+  w = np.arange(1, V + 1, dtype=np.float64) ** (-spec.value_zipf_exponent)
+  return np.log2(w / w.sum())
 
 
 def fact_values(spec: DataSpec, world: World, entity_N: jax.Array,

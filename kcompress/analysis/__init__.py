@@ -1,0 +1,1 @@
+"""Analysis of saved runs: fits, structure functions, reports (numpy/scipy/matplotlib only)."""
