@@ -12,6 +12,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from kcompress import train
+from kcompress.analysis import report
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/sweep.py",
                                           "Sweep config file (file.py or file.py:variant).",
@@ -41,6 +42,10 @@ def main(argv):
           f"last-batch bits/token: syntax {row['bits_syntax'] or 0:.3f} value "
           f"{row['bits_value'] or 0:.3f} name {row['bits_name'] or 0:.3f}")
   print(f"metrics: {os.path.join(workdir, 'metrics.jsonl')}")
+  summary = report.write_report(workdir)
+  for line in report.headline_lines(summary):
+    print(line)
+  print(f"report: {os.path.join(workdir, 'report', 'report.md')}")
 
 
 if __name__ == "__main__":

@@ -156,6 +156,20 @@ def make_data_pipe(spec: data.DataSpec, config) -> DataPipe:
   return DataPipe(init, source.x64(stream_step), world)
 
 
+def write_compressor_baselines(spec: data.DataSpec, config, workdir: str, num_tokens: int) -> None:
+  """Classical compressors of exactly the tokens the run trained on: WORKDIR/compressors.json.
+
+  The training batches are the one-shot stream cut into rows (tested), so the stream is
+  regenerated here rather than kept.
+  """
+  from kcompress import compressors
+  num_sentences = num_tokens // spec.min_sentence_length + 1
+  tokens = data.generate_stream(spec, config.seed, num_sentences).tokens.token[:num_tokens]
+  with open(os.path.join(workdir, "compressors.json"), "w") as f:
+    json.dump({"num_tokens": int(num_tokens),
+               "bits": compressors.compressed_bits(tokens, spec.vocab_size)}, f)
+
+
 # ------------------------------------------------------------------------ loop
 
 
@@ -331,4 +345,6 @@ def run(config, workdir: str) -> dict:
   mngr.close()
   if start >= num_steps:
     last_rows = [r for r in metrics.read_rows(metrics_path) if r["step"] == num_steps]
+  if is_writer and config.data.num_sentences <= 0:
+    write_compressor_baselines(spec, config, workdir, num_steps * tokens_per_step)
   return {"rows": last_rows, "workdir": workdir}

@@ -1,0 +1,358 @@
+"""The report of a run, rebuilt from its saved files alone (numpy, scipy, matplotlib).
+
+Reads WORKDIR/{config.json, metrics.jsonl, probes.jsonl, compressors.json} and writes
+WORKDIR/report/: PNG figures, `report.md` (figures with readings generated from the
+numbers) and `summary.json` (headline figures). Deterministic: the same files give
+the same summary.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+
+import numpy as np
+
+from kcompress import theory
+from kcompress.analysis import fits
+
+ROLES = ("name", "syntax", "value", "end")
+
+
+def _rows(path: str) -> list[dict]:
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def load_run(workdir: str) -> dict:
+  """Everything a report needs, from the workdir's files."""
+  with open(os.path.join(workdir, "config.json")) as f:
+    config = json.load(f)
+  metrics = _rows(os.path.join(workdir, "metrics.jsonl"))
+  if not metrics:
+    raise ValueError(f"{workdir}: no metrics.jsonl rows; is it a kcompress workdir?")
+  comp_path = os.path.join(workdir, "compressors.json")
+  compressors = json.load(open(comp_path)) if os.path.exists(comp_path) else {}
+  by_model = defaultdict(list)
+  for r in metrics:
+    by_model[(r["width"], r["seed"])].append(r)
+  for rows in by_model.values():
+    rows.sort(key=lambda r: r["step"])
+  probes = defaultdict(list)
+  for r in _rows(os.path.join(workdir, "probes.jsonl")):
+    probes[(r["width"], r["seed"])].append(r)
+  return {"config": config, "models": dict(sorted(by_model.items())),
+          "probes": dict(sorted(probes.items())), "compressors": compressors}
+
+
+def _series(rows: list[dict], key: str) -> np.ndarray:
+  return np.array([np.nan if r[key] is None else r[key] for r in rows], float)
+
+
+def smooth(x: np.ndarray, window: int) -> np.ndarray:
+  """Trailing mean over `window` steps (NaN-aware), same length as x."""
+  x = np.asarray(x, float)
+  ok = np.isfinite(x)
+  csum = np.concatenate([[0.0], np.cumsum(np.where(ok, x, 0.0))])
+  ccnt = np.concatenate([[0.0], np.cumsum(ok)])
+  idx = np.arange(1, len(x) + 1)
+  lo = np.maximum(idx - window, 0)
+  cnt = ccnt[idx] - ccnt[lo]
+  return np.where(cnt > 0, (csum[idx] - csum[lo]) / np.maximum(cnt, 1), np.nan)
+
+
+def first_within(model: np.ndarray, floor: np.ndarray, steps: np.ndarray, tol: float = 0.05):
+  """First step where the (smoothed) model bits are within `tol` of the floor, else None."""
+  hit = np.flatnonzero(model <= floor * (1 + tol))
+  return int(steps[hit[0]]) if len(hit) else None
+
+
+def frequency_at_half_accuracy(knowledge: dict) -> float | None:
+  """Smallest occurrence count (bin's lower edge) whose accuracy reaches 50%, else None."""
+  for label, v in sorted(knowledge.items(), key=lambda kv: int(kv[0].split("-")[0])):
+    if v["accuracy"] >= 0.5:
+      return float(label.split("-")[0])
+  return None
+
+
+def summarize(run: dict) -> dict:
+  """The headline numbers of a run (what summary.json holds)."""
+  cfg = run["config"]
+  alpha = cfg["data"]["alpha"]
+  window = max(1, len(next(iter(run["models"].values()))) // 30)
+  per_model, finals, params = {}, [], []
+  for (width, seed), rows in run["models"].items():
+    steps = np.array([r["step"] for r in rows])
+    tokens = np.array([r["tokens_seen"] for r in rows], float)
+    tail = slice(-max(1, len(rows) // 10), None)
+    final = {role: float(np.nanmean(_series(rows, f"bits_{role}")[tail])) for role in ROLES}
+    final_bayes = {role: float(np.nanmean(_series(rows, f"bayes_{role}")[tail])) for role in ROLES}
+    loss = smooth(_series(rows, "loss_bits"), window)
+    start = len(rows) // 10
+    try:
+      fit = fits.bootstrap_power_law(tokens[start:], loss[start:], num_boot=100, seed=0)
+      data_fit = fit.to_json()
+    except (ValueError, RuntimeError):
+      data_fit = None
+    syn = smooth(_series(rows, "bits_syntax"), window)
+    syn_floor = smooth(_series(rows, "bayes_syntax"), window)
+    val = smooth(_series(rows, "bits_value"), window)
+    val_floor = smooth(_series(rows, "bayes_value"), window)
+    probe_rows = run["probes"].get((width, seed), [])
+    last_probe = probe_rows[-1] if probe_rows else None
+    last = rows[-1]
+    per_model[f"{width}/{seed}"] = {
+        "width": width, "seed": seed, "params": last["params"],
+        "final_bits_per_token": final, "final_bayes_bits_per_token": final_bayes,
+        "prequential_bits": last["preq_bits"], "bayes_bits": last["bayes_bits"],
+        "redundancy_ratio": last["preq_bits"] / last["bayes_bits"] if last["bayes_bits"] else None,
+        "data_fit": data_fit,
+        "syntax_within_5pct_step": first_within(syn, syn_floor, steps),
+        "value_within_5pct_step": first_within(val, val_floor, steps),
+        "frequency_at_50pct_accuracy": (frequency_at_half_accuracy(last_probe["knowledge"])
+                                        if last_probe else None),
+        "fresh_confident_rate": (last_probe["hallucination"].get("fresh", {}).get("confident")
+                                 if last_probe else None),
+        "frozen_step": last["frozen_step"],
+    }
+    finals.append(float(np.nanmean(_series(rows, "loss_bits")[tail])))
+    params.append(last["params"])
+  size_fit = None
+  if len(set(params)) >= 4:
+    try:
+      size_fit = fits.bootstrap_power_law(np.array(params, float), np.array(finals), num_boot=100,
+                                          seed=0).to_json()
+    except (ValueError, RuntimeError):
+      size_fit = None
+  return {
+      "alpha": alpha,
+      "predicted_data_exponent": theory.data_scaling_exponent(alpha),
+      "predicted_size_exponent_in_capacity": theory.size_scaling_exponent(alpha),
+      "models": per_model,
+      "size_fit": size_fit,
+      "compressors_bits": run["compressors"].get("bits", {}),
+      "tokens": run["compressors"].get("num_tokens"),
+  }
+
+
+# ----------------------------------------------------------------------- figures
+
+
+def _plt():
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  return plt
+
+
+def figure_code_lengths(run: dict, path: str) -> None:
+  plt = _plt()
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  for (width, seed), rows in run["models"].items():
+    t = np.array([r["tokens_seen"] for r in rows])
+    ax.plot(t, _series(rows, "preq_bits") / t, label=f"width {width} (seed {seed})")
+  rows = next(iter(run["models"].values()))
+  t = np.array([r["tokens_seen"] for r in rows])
+  ax.plot(t, _series(rows, "bayes_bits") / t, "k--", lw=2, label="Bayes code (floor)")
+  for name, bits in run["compressors"].get("bits", {}).items():
+    ax.axhline(bits / run["compressors"]["num_tokens"], ls=":", lw=1, color="gray")
+    ax.annotate(name, (t[-1], bits / run["compressors"]["num_tokens"]), fontsize=8,
+                ha="right", va="bottom", color="gray")
+  ax.set_xscale("log")
+  ax.set_xlabel("tokens seen")
+  ax.set_ylabel("cumulative code length / tokens (bits per token)")
+  ax.set_title("Prequential code vs Bayes code and classical compressors")
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def figure_roles(run: dict, path: str) -> None:
+  plt = _plt()
+  fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharex=True)
+  window = max(1, len(next(iter(run["models"].values()))) // 30)
+  for ax, role in zip(axes, ("syntax", "name", "value")):
+    for (width, seed), rows in run["models"].items():
+      t = np.array([r["tokens_seen"] for r in rows])
+      ax.plot(t, smooth(_series(rows, f"bits_{role}"), window), label=f"width {width}")
+    rows = next(iter(run["models"].values()))
+    t = np.array([r["tokens_seen"] for r in rows])
+    ax.plot(t, smooth(_series(rows, f"bayes_{role}"), window), "k--", lw=2, label="Bayes")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("tokens seen")
+    ax.set_ylabel(f"{role} bits per token")
+    ax.set_title(f"{role} tokens")
+  axes[0].legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def figure_knowledge(run: dict, path: str) -> None:
+  plt = _plt()
+  models = [k for k in run["probes"]]
+  if not models:
+    return
+  fig, axes = plt.subplots(1, len(models) + 1, figsize=(3.4 * (len(models) + 1), 3.8))
+  labels = sorted({lab for rows in run["probes"].values() for r in rows for lab in r["knowledge"]},
+                  key=lambda s: int(s.split("-")[0]))
+  for ax, key in zip(axes, models):
+    rows = run["probes"][key]
+    grid = np.array([[r["knowledge"].get(lab, {}).get("accuracy", np.nan) for lab in labels]
+                     for r in rows])
+    im = ax.imshow(grid.T, origin="lower", aspect="auto", vmin=0, vmax=1, cmap="viridis")
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels([r["step"] for r in rows], rotation=90, fontsize=7)
+    ax.set_yticks(range(len(labels)))
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.set_xlabel("step")
+    ax.set_ylabel("occurrences so far")
+    ax.set_title(f"width {key[0]}: fact accuracy", fontsize=9)
+  fig.colorbar(im, ax=axes[-2], label="top-1 accuracy")
+  ax = axes[-1]
+  for key in models:
+    last = run["probes"][key][-1]["knowledge"]
+    xs = [int(l.split("-")[0]) for l in labels if l in last]
+    ax.plot(xs, [last[l]["accuracy"] for l in labels if l in last], "o-", label=f"width {key[0]}")
+  ax.set_xscale("log", base=2)
+  ax.set_xlabel("occurrences of the entity (bin lower edge)")
+  ax.set_ylabel("top-1 accuracy at the last eval")
+  ax.set_ylim(-0.02, 1.02)
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def figure_hallucination(run: dict, path: str) -> None:
+  plt = _plt()
+  if not run["probes"]:
+    return
+  fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+  for key, rows in run["probes"].items():
+    steps = [r["step"] for r in rows]
+    for ax, metric in zip(axes, ("confident", "kl")):
+      ax.plot(steps, [r["hallucination"]["fresh"][metric] for r in rows], "o-",
+              label=f"width {key[0]} (fresh)")
+  bayes = next(iter(run["probes"].values()))[0]["bayes_hallucination"]
+  for ax, metric, label in zip(axes, ("confident", "kl"),
+                               ("confident-answer rate on unseen entities",
+                                "KL(model || H_a) on unseen entities (bits)")):
+    ax.axhline(bayes[metric], color="k", ls="--", label="Bayes predictor")
+    ax.set_xlabel("step")
+    ax.set_ylabel(label)
+  axes[0].legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def figure_scaling(run: dict, summary: dict, path: str) -> None:
+  plt = _plt()
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+  window = max(1, len(next(iter(run["models"].values()))) // 30)
+  for (width, seed), rows in run["models"].items():
+    t = np.array([r["tokens_seen"] for r in rows], float)
+    line, = axes[0].plot(t, smooth(_series(rows, "loss_bits"), window), alpha=0.7,
+                         label=f"width {width}")
+    fit = summary["models"][f"{width}/{seed}"]["data_fit"]
+    if fit:
+      axes[0].plot(t, fit["E"] + fit["A"] * t ** (-fit["a"]), "--", color=line.get_color())
+  axes[0].set_xscale("log")
+  axes[0].set_yscale("log")
+  axes[0].set_xlabel("tokens seen")
+  axes[0].set_ylabel("loss (bits per token)")
+  axes[0].set_title(f"data scaling: fits E + A t^-a (dashed); predicted a = "
+                    f"{summary['predicted_data_exponent']:.2f}", fontsize=9)
+  axes[0].legend(fontsize=7)
+  p = [m["params"] for m in summary["models"].values()]
+  finals = [float(np.nanmean(_series(rows, "loss_bits")[-max(1, len(rows) // 10):]))
+            for rows in run["models"].values()]
+  axes[1].plot(p, finals, "o", label="final loss")
+  if summary["size_fit"]:
+    s = summary["size_fit"]
+    grid = np.geomspace(min(p), max(p), 50)
+    axes[1].plot(grid, s["E"] + s["A"] * grid ** (-s["a"]), "--",
+                 label=f"fit: a = {s['a']:.2f} [{s['a_ci'][0]:.2f}, {s['a_ci'][1]:.2f}]")
+  axes[1].set_xscale("log")
+  axes[1].set_xlabel("parameters (unpadded)")
+  axes[1].set_ylabel("final loss (bits per token)")
+  axes[1].set_title("size scaling", fontsize=9)
+  axes[1].legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+# ------------------------------------------------------------------------ report
+
+
+def _readings(summary: dict) -> dict[str, str]:
+  models = summary["models"]
+  lines = {}
+  ratio = ", ".join(f"width {m['width']}: {m['redundancy_ratio']:.3f}" for m in models.values()
+                    if m["redundancy_ratio"])
+  comp = summary["compressors_bits"]
+  best = min(comp.items(), key=lambda kv: kv[1]) if comp else None
+  lines["code"] = (f"Prequential code / Bayes code at the end of the stream: {ratio}. "
+                   + (f"The best classical compressor ({best[0]}) needs "
+                      f"{best[1] / summary['tokens']:.3f} bits/token." if best else ""))
+  syn = [m["syntax_within_5pct_step"] for m in models.values()]
+  val = [m["value_within_5pct_step"] for m in models.values()]
+  lines["roles"] = (f"Syntax bits come within 5% of the Bayes floor at steps {syn}; value bits "
+                    f"at steps {val} (None: not within the run). Final value bits/token: "
+                    + ", ".join(f"width {m['width']}: {m['final_bits_per_token']['value']:.3f}"
+                                f" (Bayes {m['final_bayes_bits_per_token']['value']:.3f})"
+                                for m in models.values()) + ".")
+  half = ", ".join(f"width {m['width']}: {m['frequency_at_50pct_accuracy']}" for m in models.values())
+  lines["knowledge"] = (f"Occurrences needed for 50% top-1 accuracy on a revealed fact at the last "
+                        f"eval: {half} (None: no bin reached 50%).")
+  conf = ", ".join(f"width {m['width']}: {m['fresh_confident_rate']}" for m in models.values())
+  lines["hallucination"] = f"Confident-answer rate on never-seen entities at the last eval: {conf}."
+  exps = ", ".join(f"width {m['width']}: {m['data_fit']['a']:.2f} "
+                   f"[{m['data_fit']['a_ci'][0]:.2f}, {m['data_fit']['a_ci'][1]:.2f}]"
+                   for m in models.values() if m["data_fit"])
+  lines["scaling"] = (f"Fitted data exponents (loss vs tokens, 95% CI): {exps}; predicted for the "
+                      f"knowledge part: 1 - alpha = {summary['predicted_data_exponent']:.2f}. "
+                      + (f"Size exponent {summary['size_fit']['a']:.2f} [{summary['size_fit']['a_ci'][0]:.2f}, "
+                         f"{summary['size_fit']['a_ci'][1]:.2f}]" if summary["size_fit"] else
+                         "Too few widths for a size fit.")
+                      + f" (predicted, in stored capacity: 1/alpha - 1 = "
+                      f"{summary['predicted_size_exponent_in_capacity']:.2f}).")
+  return lines
+
+
+def write_report(workdir: str) -> dict:
+  """Writes WORKDIR/report/{*.png, report.md, summary.json}; returns the summary."""
+  run = load_run(workdir)
+  out = os.path.join(workdir, "report")
+  os.makedirs(out, exist_ok=True)
+  summary = summarize(run)
+  figure_code_lengths(run, os.path.join(out, "code_lengths.png"))
+  figure_roles(run, os.path.join(out, "bits_by_role.png"))
+  figure_scaling(run, summary, os.path.join(out, "scaling.png"))
+  figure_knowledge(run, os.path.join(out, "knowledge.png"))
+  figure_hallucination(run, os.path.join(out, "hallucination.png"))
+  with open(os.path.join(out, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=2, sort_keys=True, default=lambda x: None)
+  r = _readings(summary)
+  md = [f"# kcompress report: {workdir}", "",
+        "## Code lengths", "![](code_lengths.png)", "", r["code"], "",
+        "## Bits by role", "![](bits_by_role.png)", "", r["roles"], "",
+        "## Scaling", "![](scaling.png)", "", r["scaling"], "",
+        "## Knowledge acquisition", "![](knowledge.png)", "", r["knowledge"], "",
+        "## Hallucination", "![](hallucination.png)", "", r["hallucination"], ""]
+  with open(os.path.join(out, "report.md"), "w") as f:
+    f.write("\n".join(md))
+  summary["_readings"] = r
+  return summary
+
+
+def headline_lines(summary: dict) -> list[str]:
+  return [v for k, v in summary.get("_readings", {}).items()]
+
