@@ -156,18 +156,25 @@ def make_data_pipe(spec: data.DataSpec, config) -> DataPipe:
   return DataPipe(init, source.x64(stream_step), world)
 
 
-def write_compressor_baselines(spec: data.DataSpec, config, workdir: str, num_tokens: int) -> None:
-  """Classical compressors of exactly the tokens the run trained on: WORKDIR/compressors.json.
+def write_stream_baselines(spec: data.DataSpec, config, workdir: str, num_tokens: int) -> None:
+  """Baselines of exactly the tokens the run trained on, from the regenerated stream.
 
-  The training batches are the one-shot stream cut into rows (tested), so the stream is
-  regenerated here rather than kept.
+  WORKDIR/compressors.json: classical compressors' bits. WORKDIR/oracle_ksf.json: the
+  oracle structure function of the sentences that started inside those tokens
+  (`kcompress.analysis.oracle`). The training batches are the one-shot stream cut into
+  rows (tested), so the stream is regenerated here rather than kept.
   """
   from kcompress import compressors
+  from kcompress.analysis import oracle
   num_sentences = num_tokens // spec.min_sentence_length + 1
-  tokens = data.generate_stream(spec, config.seed, num_sentences).tokens.token[:num_tokens]
+  stream = data.generate_stream(spec, config.seed, num_sentences)
+  tokens = stream.tokens.token[:num_tokens]
   with open(os.path.join(workdir, "compressors.json"), "w") as f:
     json.dump({"num_tokens": int(num_tokens),
                "bits": compressors.compressed_bits(tokens, spec.vocab_size)}, f)
+  used = int(np.searchsorted(np.cumsum(stream.sentences.length_N), num_tokens, side="left")) + 1
+  with open(os.path.join(workdir, "oracle_ksf.json"), "w") as f:
+    json.dump(oracle.oracle_ksf_of_stream(spec, stream, used), f)
 
 
 # ------------------------------------------------------------------------ loop
@@ -346,5 +353,5 @@ def run(config, workdir: str) -> dict:
   if start >= num_steps:
     last_rows = [r for r in metrics.read_rows(metrics_path) if r["step"] == num_steps]
   if is_writer and config.data.num_sentences <= 0:
-    write_compressor_baselines(spec, config, workdir, num_steps * tokens_per_step)
+    write_stream_baselines(spec, config, workdir, num_steps * tokens_per_step)
   return {"rows": last_rows, "workdir": workdir}

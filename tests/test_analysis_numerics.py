@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 
 from kcompress.analysis import fits, ksf
 
@@ -73,3 +74,26 @@ def test_oracle_monotone_on_zipf_counts():
                                        counts * (name_bits + 6.0), 40.0, 5000.0)
   assert np.all(np.diff(c) > 0) and np.all(np.diff(d) < 0)
   del rng
+
+
+def test_oracle_of_a_tiny_stream_by_hand():
+  """At m = 0 the oracle pays name + value at full price for every occurrence (escape costs
+  N log2(N/N) = 0); at m = K it codes each occurrence by frequency, n_k log2(N/n_k)."""
+  from configs.sweep import get_config
+  from kcompress import data
+  from kcompress.analysis import oracle
+  spec = data.data_spec(get_config("tiny").data)
+  stream = data.generate_stream(spec, seed=0, num_sentences=300)
+  o = oracle.oracle_ksf_of_stream(spec, stream, 300)
+  s = stream.sentences
+  syntax = float(np.sum(stream.bits.syntax_N))
+  name_bits = math.log2(spec.name_space)
+  value_bits = math.log2(spec.values_per_attribute)        # uniform H_a
+  assert o["data_bits"][0] == pytest.approx(syntax + 300 * (name_bits + value_bits))
+  counts = np.bincount(s.entity_N)
+  counts = counts[counts > 0]
+  assert o["m"][-1] == len(counts)
+  assert o["data_bits"][-1] == pytest.approx(syntax + np.sum(counts * np.log2(300 / counts)))
+  stored = len(counts) * name_bits + int(np.sum(s.first_reveal_N)) * value_bits
+  assert o["complexity_bits"][-1] - o["complexity_bits"][0] == pytest.approx(stored)
+  assert np.all(np.diff(o["data_bits"]) < 0)

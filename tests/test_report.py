@@ -13,7 +13,7 @@ from kcompress import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FILES = ("code_lengths.png", "bits_by_role.png", "scaling.png", "knowledge.png",
-         "hallucination.png", "report.md", "summary.json")
+         "hallucination.png", "oracle_ksf.png", "report.md", "summary.json")
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +47,9 @@ def test_analysis_writes_every_file_and_is_reproducible(tiny_workdir):
     assert m["data_fit"] is None or m["data_fit"]["a_ci"][0] <= m["data_fit"]["a_ci"][1]
   assert summary["predicted_data_exponent"] == pytest.approx(1 - cfg.data.alpha)
   assert set(summary["compressors_bits"]) == {"gzip", "bz2", "xz", "zstd"}
+  o = summary["oracle"]
+  assert o["data_bits_all"] < o["data_bits_m0"]
+  assert o["best_total_bits"] <= o["complexity_bits_all"] + o["data_bits_all"] + 1e-6
   # The analysis needs nothing but the files: a copy of the workdir without checkpoints works,
   # and a second run reproduces summary.json byte for byte.
   copy = tiny_workdir + "-files-only"

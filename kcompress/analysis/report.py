@@ -34,8 +34,12 @@ def load_run(workdir: str) -> dict:
   metrics = _rows(os.path.join(workdir, "metrics.jsonl"))
   if not metrics:
     raise ValueError(f"{workdir}: no metrics.jsonl rows; is it a kcompress workdir?")
-  comp_path = os.path.join(workdir, "compressors.json")
-  compressors = json.load(open(comp_path)) if os.path.exists(comp_path) else {}
+  def optional(name):
+    path = os.path.join(workdir, name)
+    if not os.path.exists(path):
+      return {}
+    with open(path) as f:
+      return json.load(f)
   by_model = defaultdict(list)
   for r in metrics:
     by_model[(r["width"], r["seed"])].append(r)
@@ -45,7 +49,8 @@ def load_run(workdir: str) -> dict:
   for r in _rows(os.path.join(workdir, "probes.jsonl")):
     probes[(r["width"], r["seed"])].append(r)
   return {"config": config, "models": dict(sorted(by_model.items())),
-          "probes": dict(sorted(probes.items())), "compressors": compressors}
+          "probes": dict(sorted(probes.items())), "compressors": optional("compressors.json"),
+          "oracle": optional("oracle_ksf.json")}
 
 
 def _series(rows: list[dict], key: str) -> np.ndarray:
@@ -134,8 +139,19 @@ def summarize(run: dict) -> dict:
       "models": per_model,
       "size_fit": size_fit,
       "compressors_bits": run["compressors"].get("bits", {}),
+      "oracle": _oracle_summary(run["oracle"]),
       "tokens": run["compressors"].get("num_tokens"),
   }
+
+
+def _oracle_summary(o: dict) -> dict | None:
+  if not o:
+    return None
+  total = np.array(o["complexity_bits"]) + np.array(o["data_bits"])
+  best = int(np.argmin(total))
+  return {"data_bits_m0": o["data_bits"][0], "complexity_bits_all": o["complexity_bits"][-1],
+          "data_bits_all": o["data_bits"][-1], "best_m": o["m"][best],
+          "best_total_bits": float(total[best])}
 
 
 # ----------------------------------------------------------------------- figures
@@ -220,7 +236,7 @@ def figure_knowledge(run: dict, path: str) -> None:
     xs = [int(l.split("-")[0]) for l in labels if l in last]
     ax.plot(xs, [last[l]["accuracy"] for l in labels if l in last], "o-", label=f"width {key[0]}")
   ax.set_xscale("log", base=2)
-  ax.set_xlabel("occurrences of the entity (bin lower edge)")
+  ax.set_xlabel("entity occurrences (bin start)")
   ax.set_ylabel("top-1 accuracy at the last eval")
   ax.set_ylim(-0.02, 1.02)
   ax.legend(fontsize=7)
@@ -289,6 +305,30 @@ def figure_scaling(run: dict, summary: dict, path: str) -> None:
   plt.close(fig)
 
 
+def figure_oracle_ksf(run: dict, path: str) -> None:
+  """The oracle structure function with each model's final prequential data code marked."""
+  plt = _plt()
+  o = run["oracle"]
+  if not o:
+    return
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  c, d = np.array(o["complexity_bits"]), np.array(o["data_bits"])
+  ax.plot(c, d, "k-", label="oracle: syntax + m most frequent entities")
+  for m in (1, 10, 100, 1000):
+    if m in o["m"]:
+      i = o["m"].index(m)
+      ax.annotate(f"m={m}", (c[i], d[i]), fontsize=8, textcoords="offset points", xytext=(4, 4))
+  ax.plot(c, c + d, color="gray", ls=":", label="oracle two-part total")
+  ax.set_xscale("symlog", linthresh=100)
+  ax.set_xlabel("model complexity (bits)")
+  ax.set_ylabel("data code of the stream (bits)")
+  ax.set_title(f"Oracle structure function ({o['num_sentences']:,} sentences)")
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
 # ------------------------------------------------------------------------ report
 
 
@@ -324,6 +364,12 @@ def _readings(summary: dict) -> dict[str, str]:
                          "Too few widths for a size fit.")
                       + f" (predicted, in stored capacity: 1/alpha - 1 = "
                       f"{summary['predicted_size_exponent_in_capacity']:.2f}).")
+  o = summary.get("oracle")
+  lines["ksf"] = (f"Oracle: syntax alone (m = 0) codes the stream in {o['data_bits_m0']:,.0f} bits; "
+                  f"storing every entity ({o['complexity_bits_all']:,.0f} bits of knowledge) "
+                  f"leaves {o['data_bits_all']:,.0f}; the best two-part total "
+                  f"{o['best_total_bits']:,.0f} bits stores the {o['best_m']} most frequent "
+                  f"entities." if o else "No oracle_ksf.json in this workdir.")
   return lines
 
 
@@ -338,6 +384,7 @@ def write_report(workdir: str) -> dict:
   figure_scaling(run, summary, os.path.join(out, "scaling.png"))
   figure_knowledge(run, os.path.join(out, "knowledge.png"))
   figure_hallucination(run, os.path.join(out, "hallucination.png"))
+  figure_oracle_ksf(run, os.path.join(out, "oracle_ksf.png"))
   with open(os.path.join(out, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2, sort_keys=True, default=lambda x: None)
   r = _readings(summary)
@@ -346,7 +393,8 @@ def write_report(workdir: str) -> dict:
         "## Bits by role", "![](bits_by_role.png)", "", r["roles"], "",
         "## Scaling", "![](scaling.png)", "", r["scaling"], "",
         "## Knowledge acquisition", "![](knowledge.png)", "", r["knowledge"], "",
-        "## Hallucination", "![](hallucination.png)", "", r["hallucination"], ""]
+        "## Hallucination", "![](hallucination.png)", "", r["hallucination"], "",
+        "## Structure function", "![](oracle_ksf.png)", "", r["ksf"], ""]
   with open(os.path.join(out, "report.md"), "w") as f:
     f.write("\n".join(md))
   summary["_readings"] = r
