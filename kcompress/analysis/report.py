@@ -173,10 +173,12 @@ def figure_code_lengths(run: dict, path: str) -> None:
   rows = next(iter(run["models"].values()))
   t = np.array([r["tokens_seen"] for r in rows])
   ax.plot(t, _series(rows, "bayes_bits") / t, "k--", lw=2, label="Bayes code (floor)")
-  for name, bits in run["compressors"].get("bits", {}).items():
-    ax.axhline(bits / run["compressors"]["num_tokens"], ls=":", lw=1, color="gray")
-    ax.annotate(name, (t[-1], bits / run["compressors"]["num_tokens"]), fontsize=8,
-                ha="right", va="bottom", color="gray")
+  ranked = sorted(run["compressors"].get("bits", {}).items(), key=lambda kv: kv[1])
+  for j, (name, bits) in enumerate(ranked):
+    y = bits / run["compressors"]["num_tokens"]
+    ax.axhline(y, ls=":", lw=1, color="gray")
+    ax.annotate(f"{name} {y:.2f}", (t[0] * 1.5 ** j, y), fontsize=7, ha="left", va="bottom",
+                color="gray")
   ax.set_xscale("log")
   ax.set_xlabel("tokens seen")
   ax.set_ylabel("cumulative code length / tokens (bits per token)")
