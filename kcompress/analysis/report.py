@@ -87,7 +87,7 @@ def summarize(run: dict) -> dict:
   """The headline numbers of a run (what summary.json holds)."""
   cfg = run["config"]
   alpha = cfg["data"]["alpha"]
-  window = max(1, len(next(iter(run["models"].values()))) // 30)
+  window = _window(run)
   per_model, finals, params = {}, [], []
   for (width, seed), rows in run["models"].items():
     steps = np.array([r["step"] for r in rows])
@@ -164,6 +164,17 @@ def _plt():
   return plt
 
 
+def _save(fig, path: str) -> None:
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  _plt().close(fig)
+
+
+def _window(run: dict) -> int:
+  """Smoothing window of the per-step curves: 1/30 of the run."""
+  return max(1, len(next(iter(run["models"].values()))) // 30)
+
+
 def figure_code_lengths(run: dict, path: str) -> None:
   plt = _plt()
   fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -184,15 +195,13 @@ def figure_code_lengths(run: dict, path: str) -> None:
   ax.set_ylabel("cumulative code length / tokens (bits per token)")
   ax.set_title("Prequential code vs Bayes code and classical compressors")
   ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  _save(fig, path)
 
 
 def figure_roles(run: dict, path: str) -> None:
   plt = _plt()
   fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharex=True)
-  window = max(1, len(next(iter(run["models"].values()))) // 30)
+  window = _window(run)
   for ax, role in zip(axes, ("syntax", "name", "value")):
     for (width, seed), rows in run["models"].items():
       t = np.array([r["tokens_seen"] for r in rows])
@@ -206,9 +215,7 @@ def figure_roles(run: dict, path: str) -> None:
     ax.set_ylabel(f"{role} bits per token")
     ax.set_title(f"{role} tokens")
   axes[0].legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  _save(fig, path)
 
 
 def figure_knowledge(run: dict, path: str) -> None:
@@ -242,9 +249,7 @@ def figure_knowledge(run: dict, path: str) -> None:
   ax.set_ylabel("top-1 accuracy at the last eval")
   ax.set_ylim(-0.02, 1.02)
   ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  _save(fig, path)
 
 
 def figure_hallucination(run: dict, path: str) -> None:
@@ -265,15 +270,13 @@ def figure_hallucination(run: dict, path: str) -> None:
     ax.set_xlabel("step")
     ax.set_ylabel(label)
   axes[0].legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  _save(fig, path)
 
 
 def figure_scaling(run: dict, summary: dict, path: str) -> None:
   plt = _plt()
   fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-  window = max(1, len(next(iter(run["models"].values()))) // 30)
+  window = _window(run)
   for (width, seed), rows in run["models"].items():
     t = np.array([r["tokens_seen"] for r in rows], float)
     line, = axes[0].plot(t, smooth(_series(rows, "loss_bits"), window), alpha=0.7,
@@ -302,9 +305,7 @@ def figure_scaling(run: dict, summary: dict, path: str) -> None:
   axes[1].set_ylabel("final loss (bits per token)")
   axes[1].set_title("size scaling", fontsize=9)
   axes[1].legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  _save(fig, path)
 
 
 def figure_oracle_ksf(run: dict, path: str) -> None:
@@ -326,9 +327,7 @@ def figure_oracle_ksf(run: dict, path: str) -> None:
   ax.set_ylabel("data code of the stream (bits)")
   ax.set_title(f"Oracle structure function ({o['num_sentences']:,} sentences)")
   ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  _save(fig, path)
 
 
 # ------------------------------------------------------------------------ report
