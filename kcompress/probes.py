@@ -54,7 +54,7 @@ def bin_label(b: int) -> str:
   return str(lo) if lo == hi else f"{lo}-{hi}"
 
 
-def _prefixes(spec: DataSpec, world: World) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _prefixes(spec: DataSpec, world: World) -> tuple[np.ndarray, np.ndarray]:
   """Per attribute a: filler tokens of its first template's prefix (padded), prefix length."""
   theta = np.asarray(world.theta_TxFxS)
   attr_T = np.asarray(world.attribute_T)
@@ -68,7 +68,7 @@ def _prefixes(spec: DataSpec, world: World) -> tuple[np.ndarray, np.ndarray, np.
     u = theta[t, :p].argmax(-1)
     tokens[a, :p] = spec.syn0 + (t * F + np.arange(p)) * S + u
     length[a] = p
-  return tokens, length, np.arange(A)
+  return tokens, length
 
 
 def build_probes(spec: DataSpec, world: World, stream: StreamState, seed: int,
@@ -100,7 +100,7 @@ def build_probes(spec: DataSpec, world: World, stream: StreamState, seed: int,
   with jax.enable_x64(True):
     names = np.asarray(name_tokens(spec, name_codes(spec, world, jnp.asarray(ent))))
     values = np.asarray(fact_values(spec, world, jnp.asarray(ent), jnp.asarray(attr)))
-  fill, fill_len, _ = _prefixes(spec, world)
+  fill, fill_len = _prefixes(spec, world)
   L = spec.name_length
   length = 1 + L + fill_len[attr]
   inputs = np.zeros((len(ent), 1 + L + spec.max_fillers), np.int32)

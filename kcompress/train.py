@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import math
 import os
 import signal
 import time

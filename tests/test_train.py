@@ -1,6 +1,5 @@
 """The main job end to end on `:tiny`: metrics, resume, signals, non-finite models, bad input."""
 
-import json
 import os
 import signal
 import subprocess

@@ -403,5 +403,5 @@ def write_report(workdir: str) -> dict:
 
 
 def headline_lines(summary: dict) -> list[str]:
-  return [v for k, v in summary.get("_readings", {}).items()]
+  return list(summary.get("_readings", {}).values())
 
