@@ -282,13 +282,14 @@ def figure_scaling(run: dict, summary: dict, path: str) -> None:
     line, = axes[0].plot(t, smooth(_series(rows, "loss_bits"), window), alpha=0.7,
                          label=f"width {width}")
     fit = summary["models"][f"{width}/{seed}"]["data_fit"]
-    if fit:
-      axes[0].plot(t, fit["E"] + fit["A"] * t ** (-fit["a"]), "--", color=line.get_color())
+    if fit:   # drawn over the fitted range only (the first 10% of steps are left out)
+      tf = t[len(rows) // 10:]
+      axes[0].plot(tf, fit["E"] + fit["A"] * tf ** (-fit["a"]), "--", color=line.get_color())
   axes[0].set_xscale("log")
   axes[0].set_yscale("log")
   axes[0].set_xlabel("tokens seen")
   axes[0].set_ylabel("loss (bits per token)")
-  axes[0].set_title(f"data scaling: fits E + A t^-a (dashed); predicted a = "
+  axes[0].set_title(f"data scaling: fits E + A t^-a over the last 90% (dashed); predicted a = "
                     f"{summary['predicted_data_exponent']:.2f}", fontsize=9)
   axes[0].legend(fontsize=7)
   p = [m["params"] for m in summary["models"].values()]
