@@ -109,6 +109,43 @@ def due(step: int, every: int, last: int) -> bool:
   return step % every == 0 or step == last
 
 
+@dataclasses.dataclass(frozen=True)
+class Setup:
+  """The static parts of a run, all fixed by its config: data spec, models, layout."""
+  config: Any
+  spec: data.DataSpec
+  models: tuple[tuple[int, int], ...]   # (width, seed), width-major
+  layout: sweep.Layout
+  param_counts: tuple[int, ...]         # unpadded parameters per model
+  optimizer: Any
+
+  @property
+  def widths_M(self) -> np.ndarray:
+    return np.array([w for w, _ in self.models], np.int32)
+
+  @property
+  def seeds_M(self) -> np.ndarray:
+    return np.array([s for _, s in self.models], np.int32)
+
+  def init_state(self) -> list:
+    """Freshly initialised train states (one per bucket, leading model axis)."""
+    return sweep.init(self.layout, self.config.optim, self.optimizer, self.widths_M, self.seeds_M)
+
+  def model_config(self, i: int) -> model_lib.ModelConfig:
+    """The (padded) ModelConfig of the bucket holding model i."""
+    return next(cfg for cfg, idx in self.layout.buckets if i in idx)
+
+
+def make_setup(config) -> Setup:
+  validate(config)
+  spec = data.data_spec(config.data)
+  models = tuple(sweep_models(config))
+  layout = sweep.make_layout(config.model, spec.vocab_size, spec.context_length, models)
+  counts = tuple(model_lib.param_count(layout.buckets[0][0], int(w)) for w, _ in models)
+  optimizer = step_lib.make_optimizer(config.optim, config.train.num_steps)
+  return Setup(config, spec, models, layout, counts, optimizer)
+
+
 # ------------------------------------------------------------------------ data
 
 
@@ -229,8 +266,8 @@ def _rows(step: int, models, param_counts, m: dict, bayes_r, host: dict, tokens_
 
 def run(config, workdir: str) -> dict:
   """Trains the sweep of `config` in `workdir` (resuming if possible). Returns final rows."""
-  validate(config)
-  spec = data.data_spec(config.data)
+  setup = make_setup(config)
+  spec = setup.spec
   num_steps, batch_size = config.train.num_steps, config.train.batch_size
   tokens_per_step = batch_size * spec.context_length
   if config.data.num_sentences <= 0:
@@ -243,13 +280,9 @@ def run(config, workdir: str) -> dict:
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json(indent=2))
 
-  models = sweep_models(config)
-  widths_M = np.array([w for w, _ in models], np.int32)
-  seeds_M = np.array([s for _, s in models], np.int32)
-  layout = sweep.make_layout(config.model, spec.vocab_size, spec.context_length, models)
-  param_counts = [model_lib.param_count(layout.buckets[0][0], int(w)) for w in widths_M]
-  optimizer = step_lib.make_optimizer(config.optim, num_steps)
-  state = sweep.init(layout, config.optim, optimizer, widths_M, seeds_M)
+  models, layout, param_counts = setup.models, setup.layout, setup.param_counts
+  optimizer = setup.optimizer
+  state = setup.init_state()
   sweep_step = sweep.make_step(layout, optimizer, config.optim, num_steps)
   pipe = make_data_pipe(spec, config)
   data_state = pipe.init
