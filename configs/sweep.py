@@ -85,6 +85,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.probe.confident = 0.5       # a "confident answer": top-1 probability above this
   c.probe.seed = 0
 
+  c.ksf = ml_collections.ConfigDict()
+  c.ksf.sample_batches = 16     # batches of the run (evenly spread) that estimate data bits
+  c.ksf.precisions = (-2, 0, 2, 4, 6)  # quantisation step = rms(tensor) * 2^-precision
+
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 16       # rows per step (every model sees the same rows)
   c.train.num_steps = 1500
@@ -109,6 +113,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.probe.per_bin = 8
     c.probe.num_bins = 5
     c.probe.num_fresh = 16
+    c.ksf.sample_batches = 8
     c.checkpoint_every = 20
   elif variant == "gpu":
     c.data.context_length = 256

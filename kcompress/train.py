@@ -16,7 +16,11 @@ Roles: name, syntax, value, end. All code lengths are in bits.
 At every `eval_every` step (stream mode), WORKDIR/probes.jsonl gets one row per model
 (`kcompress.probes`): knowledge accuracy and bits of the true value per occurrence bin,
 and hallucination figures on fresh entities and unrevealed facts beside the Bayes
-predictor's.
+predictor's. At every `eval_every` step (both modes), WORKDIR/ksf.jsonl gets one row per
+model (`kcompress.two_part`): data_bits (the model's code of the run's data x, bits,
+estimated on `config.ksf.sample_batches` batches), quantised = [{precision,
+complexity_bits, data_bits}] (two-part codes with quantised parameters), preq_bits,
+seen_data_bits and prequential_complexity_bits (= preq_bits - seen_data_bits).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import numpy as np
 from absl import logging
 
 from kcompress import checkpoint, metrics, model as model_lib, probes, step as step_lib, sweep
+from kcompress import two_part
 from kcompress import data
 from kcompress.data import roles, source
 from kcompress.data.spec import BOS
@@ -72,6 +77,11 @@ def validate(config) -> None:
                      f"the device count {num_devices}")
   if config.train.num_steps < 1:
     raise ValueError(f"config.train.num_steps={config.train.num_steps}: must be >= 1")
+  if config.ksf.sample_batches < 1:
+    raise ValueError(f"config.ksf.sample_batches={config.ksf.sample_batches}: must be >= 1")
+  precisions = tuple(config.ksf.precisions)
+  if not precisions or any(not isinstance(p, int) or not -8 <= p <= 24 for p in precisions):
+    raise ValueError(f"config.ksf.precisions={precisions!r}: need integers in [-8, 24]")
   for field in ("log_every", "checkpoint_every", "eval_every"):
     if config[field] < 1:
       raise ValueError(f"config.{field}={config[field]}: must be >= 1")
@@ -304,6 +314,23 @@ def run(config, workdir: str) -> dict:
   probe_writer = metrics.Writer(probes_path, enabled=is_writer and pipe.world is not None)
   probe_step = sweep.make_probe_step(layout, spec, config.probe.confident)
   bayes_halluc = probes.bayes_hallucination(spec, config.probe.confident)
+  ksf_path = os.path.join(workdir, "ksf.jsonl")
+  if is_writer:
+    metrics.truncate_after(ksf_path, start)
+  ksf_writer = metrics.Writer(ksf_path, enabled=is_writer)
+  ksf_sample = two_part.sample_batches(pipe, num_steps, config.ksf.sample_batches)
+  scorers = [two_part.make_scorer(cfg) for cfg, _ in layout.buckets]
+
+  def evaluate_two_part(step_done: int):
+    """Two-part code points of every model after `step_done` updates (ksf.jsonl)."""
+    points = two_part.two_part_points(setup, state, ksf_sample, config.ksf.precisions, scorers)
+    preq = np.asarray(host["preq_bits_by_role"]).sum(-1)
+    rows = two_part.ksf_rows(step_done, num_steps, ksf_sample[0], points, preq)
+    ksf_writer.write([dict(step=step_done, width=w, seed=s, params=param_counts[i],
+                           tokens_seen=step_done * tokens_per_step,
+                           data_tokens=num_steps * tokens_per_step,
+                           sample_batches=len(ksf_sample[0]), preq_bits=float(preq[i]), **row)
+                      for i, ((w, s), row) in enumerate(zip(models, rows))])
 
   def evaluate(step_done: int):
     """Knowledge and hallucination probes of every model after `step_done` updates."""
@@ -364,8 +391,13 @@ def run(config, workdir: str) -> dict:
               f"w{last_rows[-1]['width']}={last_rows[-1]['loss_bits']:.3f}  "
               f"ETA {eta:.0f}s", flush=True)
         t_log, step_log = now, step_done
-      if pipe.world is not None and due(step_done, config.eval_every, num_steps):
-        evaluate(step_done)
+      if due(step_done, config.eval_every, num_steps):
+        if pending is not None:   # the two-part rows need this step's prequential totals
+          last_rows = finish(pending)
+          pending = None
+        evaluate_two_part(step_done)
+        if pipe.world is not None:
+          evaluate(step_done)
       if due(step_done, config.checkpoint_every, num_steps) or stop.signal:
         if pending is not None:
           last_rows = finish(pending)
@@ -374,13 +406,13 @@ def run(config, workdir: str) -> dict:
         save(step_done)
       if stop.signal:
         print(f"signal {stop.signal}: checkpoint saved at step {step_done}; exiting", flush=True)
-        writer.close()
-        probe_writer.close()
+        for w in (writer, probe_writer, ksf_writer):
+          w.close()
         raise SystemExit(128 + stop.signal)
   if pending is not None:
     last_rows = finish(pending)
-  writer.close()
-  probe_writer.close()
+  for w in (writer, probe_writer, ksf_writer):
+    w.close()
   mngr.close()
   if start >= num_steps:
     last_rows = [r for r in metrics.read_rows(metrics_path) if r["step"] == num_steps]

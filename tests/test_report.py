@@ -6,14 +6,15 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from configs.sweep import get_config
-from kcompress import train
+from kcompress import metrics, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FILES = ("code_lengths.png", "bits_by_role.png", "scaling.png", "knowledge.png",
-         "hallucination.png", "oracle_ksf.png", "report.md", "summary.json")
+         "hallucination.png", "ksf.png", "report.md", "summary.json")
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,15 @@ def test_analysis_writes_every_file_and_is_reproducible(tiny_workdir):
   o = summary["oracle"]
   assert o["data_bits_all"] < o["data_bits_m0"]
   assert o["best_total_bits"] <= o["complexity_bits_all"] + o["data_bits_all"] + 1e-6
+  t = summary["two_part"]
+  hull = np.array(t["hull"])
+  assert np.all(np.diff(hull[:, 0]) > 0) and np.all(np.diff(hull[:, 1]) < 0)
+  totals = [q["complexity_bits"] + q["data_bits"] for r in metrics.read_rows(
+      os.path.join(tiny_workdir, "ksf.jsonl")) for q in r["quantised"]]
+  assert t["best"]["total_bits"] <= min(totals) + 1e-6
+  assert {k.split("/")[0] for k in t["final"]} == {str(w) for w in cfg.model.widths}
+  for m in t["final"].values():
+    assert m["prequential_complexity_bits"] is not None
   # The analysis needs nothing but the files: a copy of the workdir without checkpoints works,
   # and a second run reproduces summary.json byte for byte.
   copy = tiny_workdir + "-files-only"

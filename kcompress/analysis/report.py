@@ -1,6 +1,7 @@
 """The report of a run, rebuilt from its saved files alone (numpy, scipy, matplotlib).
 
-Reads WORKDIR/{config.json, metrics.jsonl, probes.jsonl, compressors.json} and writes
+Reads WORKDIR/{config.json, metrics.jsonl, probes.jsonl, ksf.jsonl, compressors.json,
+oracle_ksf.json} and writes
 WORKDIR/report/: PNG figures, `report.md` (figures with readings generated from the
 numbers) and `summary.json` (headline figures). Deterministic: the same files give
 the same summary.json.
@@ -15,7 +16,7 @@ from collections import defaultdict
 import numpy as np
 
 from kcompress import theory
-from kcompress.analysis import fits
+from kcompress.analysis import fits, ksf
 
 ROLES = ("name", "syntax", "value", "end")
 
@@ -48,7 +49,11 @@ def load_run(workdir: str) -> dict:
   probes = defaultdict(list)
   for r in _rows(os.path.join(workdir, "probes.jsonl")):
     probes[(r["width"], r["seed"])].append(r)
+  ksf = defaultdict(list)
+  for r in _rows(os.path.join(workdir, "ksf.jsonl")):
+    ksf[(r["width"], r["seed"])].append(r)
   return {"config": config, "models": dict(sorted(by_model.items())),
+          "ksf": dict(sorted(ksf.items())),
           "probes": dict(sorted(probes.items())), "compressors": optional("compressors.json"),
           "oracle": optional("oracle_ksf.json")}
 
@@ -140,8 +145,47 @@ def summarize(run: dict) -> dict:
       "size_fit": size_fit,
       "compressors_bits": run["compressors"].get("bits", {}),
       "oracle": _oracle_summary(run["oracle"]),
+      "two_part": _ksf_summary(run),
       "tokens": run["compressors"].get("num_tokens"),
   }
+
+
+def two_part_points(run: dict) -> list[dict]:
+  """Every (complexity, data) point of ksf.jsonl: quantised codes and prequential estimates."""
+  points = []
+  for (width, seed), rows in run["ksf"].items():
+    for r in rows:
+      base = {"width": width, "seed": seed, "step": r["step"]}
+      for q in r["quantised"]:
+        points.append({**base, "kind": f"quantised p={q['precision']}",
+                       "complexity_bits": q["complexity_bits"], "data_bits": q["data_bits"]})
+      if r["prequential_complexity_bits"] is not None:
+        points.append({**base, "kind": "prequential", "data_bits": r["data_bits"],
+                       "complexity_bits": max(r["prequential_complexity_bits"], 0.0)})
+  return points
+
+
+def _ksf_summary(run: dict) -> dict | None:
+  """The empirical structure function (lower hull of the model points) and the best code."""
+  points = two_part_points(run)
+  if not points:
+    return None
+  c = np.array([p["complexity_bits"] for p in points])
+  d = np.array([p["data_bits"] for p in points])
+  hull_c, hull_d = ksf.lower_convex_hull(c, d)
+  best = points[ksf.best_two_part(c, d)]
+  per_model = {}
+  for (width, seed), rows in run["ksf"].items():
+    last = rows[-1]
+    q = min(last["quantised"], key=lambda q: q["complexity_bits"] + q["data_bits"])
+    per_model[f"{width}/{seed}"] = {
+        "step": last["step"], "data_bits": last["data_bits"],
+        "prequential_complexity_bits": last["prequential_complexity_bits"],
+        "best_quantised": {**q, "total_bits": q["complexity_bits"] + q["data_bits"]}}
+  return {"data_tokens": next(iter(run["ksf"].values()))[-1]["data_tokens"],
+          "hull": [[float(a), float(b)] for a, b in zip(hull_c, hull_d)],
+          "best": {**best, "total_bits": best["complexity_bits"] + best["data_bits"]},
+          "final": per_model}
 
 
 def _oracle_summary(o: dict) -> dict | None:
@@ -309,25 +353,39 @@ def figure_scaling(run: dict, summary: dict, path: str) -> None:
   _save(fig, path)
 
 
-def figure_oracle_ksf(run: dict, path: str) -> None:
-  """The oracle structure function with each model's final prequential data code marked."""
+def figure_ksf(run: dict, path: str) -> None:
+  """Two-part code points of every model and eval step, their lower hull (the empirical
+  structure function), and the oracle structure function from ground truth."""
   plt = _plt()
-  o = run["oracle"]
-  if not o:
+  o, points = run["oracle"], two_part_points(run)
+  if not o and not points:
     return
-  fig, ax = plt.subplots(figsize=(7, 4.5))
-  c, d = np.array(o["complexity_bits"]), np.array(o["data_bits"])
-  ax.plot(c, d, "k-", label="oracle: syntax + m most frequent entities")
-  for m in (1, 10, 100, 1000):
-    if m in o["m"]:
-      i = o["m"].index(m)
-      ax.annotate(f"m={m}", (c[i], d[i]), fontsize=8, textcoords="offset points", xytext=(4, 4))
-  ax.plot(c, c + d, color="gray", ls=":", label="oracle two-part total")
+  fig, ax = plt.subplots(figsize=(11, 5))
+  if o:
+    c, d = np.array(o["complexity_bits"]), np.array(o["data_bits"])
+    ax.plot(c, d, "k-", lw=1.5, label="oracle: syntax + m most frequent entities")
+    for m in (1, 10, 100, 1000):
+      if m in o["m"]:
+        i = o["m"].index(m)
+        ax.annotate(f"m={m}", (c[i], d[i]), fontsize=7, textcoords="offset points", xytext=(3, 3))
+  widths = sorted({p["width"] for p in points})
+  colors = {w: f"C{i}" for i, w in enumerate(widths)}
+  for w in widths:
+    for kind, marker in (("quantised", "o"), ("prequential", "x")):
+      sel = [p for p in points if p["width"] == w and p["kind"].startswith(kind)]
+      if sel:
+        ax.scatter([p["complexity_bits"] for p in sel], [p["data_bits"] for p in sel], s=14,
+                   marker=marker, color=colors[w], alpha=0.6,
+                   label=f"width {w}: {'quantised params' if kind == 'quantised' else 'prequential estimate'}")
+  if points:
+    hc, hd = ksf.lower_convex_hull([p["complexity_bits"] for p in points],
+                                   [p["data_bits"] for p in points])
+    ax.plot(hc, hd, "r-", lw=2, alpha=0.7, label="empirical KSF (lower hull of model points)")
   ax.set_xscale("symlog", linthresh=100)
   ax.set_xlabel("model complexity (bits)")
-  ax.set_ylabel("data code of the stream (bits)")
-  ax.set_title(f"Oracle structure function ({o['num_sentences']:,} sentences)")
-  ax.legend(fontsize=8)
+  ax.set_ylabel("data code of the run's tokens (bits)")
+  ax.set_title("Structure function: two-part codes of the models vs the oracle", fontsize=10)
+  ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
   _save(fig, path)
 
 
@@ -372,6 +430,23 @@ def _readings(summary: dict) -> dict[str, str]:
                   f"leaves {o['data_bits_all']:,.0f}; the best two-part total "
                   f"{o['best_total_bits']:,.0f} bits stores the {o['best_m']} most frequent "
                   f"entities." if o else "No oracle_ksf.json in this workdir.")
+  t = summary.get("two_part")
+  if t:
+    fin = "; ".join(
+        f"width {k.split('/')[0]}: best quantised p={m['best_quantised']['precision']} "
+        f"{m['best_quantised']['complexity_bits']:,.0f} + {m['best_quantised']['data_bits']:,.0f} "
+        f"= {m['best_quantised']['total_bits']:,.0f} bits, prequential complexity "
+        + (f"{m['prequential_complexity_bits']:,.0f}" if m["prequential_complexity_bits"] is not None
+           else "n/a") + " bits" for k, m in t["final"].items())
+    b = t["best"]
+    lines["two_part"] = (
+        f"Two-part codes of the {t['data_tokens']:,} training tokens at the last eval: {fin}. "
+        f"The best point of the whole run is width {b['width']} at step {b['step']} "
+        f"({b['kind']}): {b['complexity_bits']:,.0f} + {b['data_bits']:,.0f} = "
+        f"{b['total_bits']:,.0f} bits. The empirical structure function has "
+        f"{len(t['hull'])} hull vertices.")
+  else:
+    lines["two_part"] = "No ksf.jsonl in this workdir."
   return lines
 
 
@@ -386,7 +461,7 @@ def write_report(workdir: str) -> dict:
   figure_scaling(run, summary, os.path.join(out, "scaling.png"))
   figure_knowledge(run, os.path.join(out, "knowledge.png"))
   figure_hallucination(run, os.path.join(out, "hallucination.png"))
-  figure_oracle_ksf(run, os.path.join(out, "oracle_ksf.png"))
+  figure_ksf(run, os.path.join(out, "ksf.png"))
   with open(os.path.join(out, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2, sort_keys=True, default=lambda x: None)
   r = _readings(summary)
@@ -396,7 +471,7 @@ def write_report(workdir: str) -> dict:
         "## Scaling", "![](scaling.png)", "", r["scaling"], "",
         "## Knowledge acquisition", "![](knowledge.png)", "", r["knowledge"], "",
         "## Hallucination", "![](hallucination.png)", "", r["hallucination"], "",
-        "## Structure function", "![](oracle_ksf.png)", "", r["ksf"], ""]
+        "## Structure function", "![](ksf.png)", "", r["ksf"], "", r["two_part"], ""]
   with open(os.path.join(out, "report.md"), "w") as f:
     f.write("\n".join(md))
   summary["_readings"] = r
