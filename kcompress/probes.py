@@ -6,6 +6,8 @@ the model's next-token distribution is read at the value slot.
 - knowledge: entities seen so far, binned by occurrences (bin b holds counts in
   [2^b, 2^(b+1)): 1, 2-3, 4-7, ...), asked about a fact already revealed. Per bin:
   top-1 accuracy (argmax over the whole vocabulary) and mean bits of the true value.
+- injected (fine-tuning, `kcompress.finetune`): injected entities delivered at least
+  once, asked about a fact revealed in what was delivered, binned by deliveries so far.
 - hallucination: fresh entities (never seen; their names are new) and seen entities'
   never-revealed facts. The Bayes answer is H_a itself. Per kind: mean top-1
   probability, entropy and KL(model || H_a) of the model's distribution over the
@@ -28,8 +30,8 @@ from kcompress.data.spec import BOS, DataSpec
 from kcompress.data.stream import StreamState
 from kcompress.data.world import World, fact_values, name_codes, name_tokens, value_log2_probs
 
-KNOWLEDGE, FRESH, UNREVEALED = 0, 1, 2
-KIND_NAMES = ("knowledge", "fresh", "unrevealed")
+KNOWLEDGE, FRESH, UNREVEALED, INJECTED = 0, 1, 2, 3
+KIND_NAMES = ("knowledge", "fresh", "unrevealed", "injected")
 
 
 class ProbeSet(NamedTuple):
@@ -94,9 +96,18 @@ def build_probes(spec: DataSpec, world: World, stream: StreamState, seed: int,
   # Pad to a fixed size (kind -1) so one compiled probe step serves every eval.
   size = per_bin * num_bins + 2 * num_fresh
   pad = size - len(ent)
-  kind += [-1] * pad
+  kind = np.asarray(kind + [-1] * pad, np.int32)
   ent = np.asarray(ent + [0] * pad, np.int32)
   attr = np.asarray(attr + [0] * pad, np.int32)
+  safe = np.minimum(ent, len(counts) - 1)
+  count = np.where((kind == KNOWLEDGE) | (kind == UNREVEALED), counts[safe], 0).astype(np.int32)
+  return make_probes(spec, world, ent, attr, kind, count)
+
+
+def make_probes(spec: DataSpec, world: World, entity_P, attribute_P, kind_P,
+                count_P) -> ProbeSet:
+  """Prompts (name + the attribute's template prefix) for given entities and attributes."""
+  ent, attr = np.asarray(entity_P, np.int32), np.asarray(attribute_P, np.int32)
   with jax.enable_x64(True):
     names = np.asarray(name_tokens(spec, name_codes(spec, world, jnp.asarray(ent))))
     values = np.asarray(fact_values(spec, world, jnp.asarray(ent), jnp.asarray(attr)))
@@ -108,12 +119,14 @@ def build_probes(spec: DataSpec, world: World, stream: StreamState, seed: int,
   inputs[:, 1:1 + L] = names
   for i, a in enumerate(attr):
     inputs[i, 1 + L:1 + L + fill_len[a]] = fill[a, :fill_len[a]]
-  safe = np.minimum(ent, len(counts) - 1)
-  count = np.where(np.asarray(kind) == KNOWLEDGE, counts[safe], 0).astype(np.int32)
-  count = np.where(np.asarray(kind) == UNREVEALED, counts[safe], count)
+  count = np.asarray(count_P, np.int32)
   return ProbeSet(inputs, (length - 1).astype(np.int32),
                   (spec.val0 + attr * spec.values_per_attribute + values).astype(np.int32),
-                  attr, np.asarray(kind, np.int32), occurrence_bin(count), count)
+                  attr, np.asarray(kind_P, np.int32), occurrence_bin(count), count)
+
+
+def concat_probes(*sets: ProbeSet) -> ProbeSet:
+  return ProbeSet(*(np.concatenate(parts) for parts in zip(*sets)))
 
 
 def probe_logits(params, cfg: model_lib.ModelConfig, width, probes: ProbeSet) -> jax.Array:
@@ -163,6 +176,15 @@ def summarise(outputs: dict[str, np.ndarray], probes: ProbeSet, num_bins: int) -
       out["knowledge"][bin_label(b)] = {
           "n": int(sel.sum()), "accuracy": float(outputs["correct"][sel].mean()),
           "bits": float(outputs["bits"][sel].mean())}
+  injected = probes.kind_P == INJECTED
+  if injected.any():
+    out["injected"] = {}
+    for b in sorted(set(probes.bin_P[injected].tolist())):
+      sel = injected & (probes.bin_P == b)
+      out["injected"][bin_label(b)] = {
+          "n": int(sel.sum()), "accuracy": float(outputs["correct"][sel].mean()),
+          "bits": float(outputs["bits"][sel].mean()),
+          "mean_repetitions": float(probes.count_P[sel].mean())}
   for kind in (FRESH, UNREVEALED):
     sel = probes.kind_P == kind
     if sel.any():

@@ -202,6 +202,18 @@ def make_data_pipe(spec: data.DataSpec, config) -> DataPipe:
   return DataPipe(init, source.x64(stream_step), world)
 
 
+def initial(setup: Setup):
+  """(initial train states, DataPipe, fine-tuning Plan or None) of a run before any step."""
+  from kcompress import finetune
+  config = setup.config
+  if not finetune.is_finetune(config):
+    return setup.init_state(), make_data_pipe(setup.spec, config), None
+  states, batch_state, _ = finetune.load_start(config, setup)
+  world = source.x64(data.draw_world)(setup.spec, jax.random.PRNGKey(config.seed))
+  pipe, plan = finetune.make_pipe(setup.spec, config, world, batch_state)
+  return states, pipe, plan
+
+
 def write_stream_baselines(spec: data.DataSpec, config, workdir: str, num_tokens: int) -> None:
   """Baselines of exactly the tokens the run trained on, from the regenerated stream.
 
@@ -276,6 +288,9 @@ def _rows(step: int, models, param_counts, m: dict, bayes_r, host: dict, tokens_
 
 def run(config, workdir: str) -> dict:
   """Trains the sweep of `config` in `workdir` (resuming if possible). Returns final rows."""
+  from kcompress import finetune
+  if finetune.is_finetune(config):
+    config = finetune.resolve(config)
   setup = make_setup(config)
   spec = setup.spec
   num_steps, batch_size = config.train.num_steps, config.train.batch_size
@@ -292,9 +307,8 @@ def run(config, workdir: str) -> dict:
 
   models, layout, param_counts = setup.models, setup.layout, setup.param_counts
   optimizer = setup.optimizer
-  state = setup.init_state()
+  state, pipe, plan = initial(setup)
   sweep_step = sweep.make_step(layout, optimizer, config.optim, num_steps)
-  pipe = make_data_pipe(spec, config)
   data_state = pipe.init
   host = dict(preq_bits_by_role=np.zeros((len(models), roles.NUM_ROLES)).tolist(),
               bayes_bits_by_role=np.zeros(roles.NUM_ROLES).tolist(), elapsed_s=0.0)
@@ -308,15 +322,17 @@ def run(config, workdir: str) -> dict:
     print(f"resuming {workdir} from step {start}", flush=True)
   probes_path = os.path.join(workdir, "probes.jsonl")
   if is_writer:
+    # A fine-tuning run also evaluates before its first step (rows of step 0).
+    keep = start if start or plan is None else -1
     metrics.truncate_after(metrics_path, start)
-    metrics.truncate_after(probes_path, start)
+    metrics.truncate_after(probes_path, keep)
   writer = metrics.Writer(metrics_path, enabled=is_writer)
   probe_writer = metrics.Writer(probes_path, enabled=is_writer and pipe.world is not None)
   probe_step = sweep.make_probe_step(layout, spec, config.probe.confident)
   bayes_halluc = probes.bayes_hallucination(spec, config.probe.confident)
   ksf_path = os.path.join(workdir, "ksf.jsonl")
   if is_writer:
-    metrics.truncate_after(ksf_path, start)
+    metrics.truncate_after(ksf_path, keep)
   ksf_writer = metrics.Writer(ksf_path, enabled=is_writer)
   ksf_sample = two_part.sample_batches(pipe, num_steps, config.ksf.sample_batches)
   scorers = [two_part.make_scorer(cfg) for cfg, _ in layout.buckets]
@@ -334,10 +350,14 @@ def run(config, workdir: str) -> dict:
 
   def evaluate(step_done: int):
     """Knowledge and hallucination probes of every model after `step_done` updates."""
+    batch_state = data_state if plan is None else data_state.batch
     with jax.enable_x64(True):
-      stream = jax.device_get(data_state.stream)
+      stream = jax.device_get(batch_state.stream)
     pset = probes.build_probes(spec, pipe.world, stream, config.probe.seed + step_done,
                                config.probe.per_bin, config.probe.num_bins, config.probe.num_fresh)
+    if plan is not None:
+      pset = probes.concat_probes(pset, finetune.injected_probes(
+          spec, pipe.world, plan, step_done, config.probe.seed + step_done))
     outs = jax.device_get(probe_step(state, pset))
     rows = []
     for i, (width, seed) in enumerate(models):
@@ -372,6 +392,9 @@ def run(config, workdir: str) -> dict:
     writer.write(rows)
     return rows
 
+  if plan is not None and start == 0:   # fine-tuning: measure the pretrained models first
+    evaluate_two_part(0)
+    evaluate(0)
   with _Stop() as stop:
     for t in range(start, num_steps):
       data_state, batch, bayes_r = pipe.step(data_state)
@@ -416,6 +439,6 @@ def run(config, workdir: str) -> dict:
   mngr.close()
   if start >= num_steps:
     last_rows = [r for r in metrics.read_rows(metrics_path) if r["step"] == num_steps]
-  if is_writer and config.data.num_sentences <= 0:
+  if is_writer and config.data.num_sentences <= 0 and plan is None:
     write_stream_baselines(spec, config, workdir, num_steps * tokens_per_step)
   return {"rows": last_rows, "workdir": workdir}

@@ -68,10 +68,10 @@ def restore(workdir: str, step: int | None = None) -> Restored:
   step = steps[-1] if step is None else int(step)
   if step not in steps:
     raise ValueError(f"{workdir} has no checkpoint of step {step}; it has {steps}")
-  pipe = train.make_data_pipe(setup.spec, config)
+  init_states, pipe, _ = train.initial(setup)
   mngr = checkpoint.manager(workdir, create=False)
   try:
-    states, data_state, host = checkpoint.restore(mngr, step, setup.init_state(), pipe.init)
+    states, data_state, host = checkpoint.restore(mngr, step, init_states, pipe.init)
   finally:
     mngr.close()
   return Restored(config, setup, states, data_state, host, step, pipe)

@@ -382,6 +382,7 @@ def figure_ksf(run: dict, path: str) -> None:
                                    [p["data_bits"] for p in points])
     ax.plot(hc, hd, "r-", lw=2, alpha=0.7, label="empirical KSF (lower hull of model points)")
   ax.set_xscale("symlog", linthresh=100)
+  ax.set_yscale("log")
   ax.set_xlabel("model complexity (bits)")
   ax.set_ylabel("data code of the run's tokens (bits)")
   ax.set_title("Structure function: two-part codes of the models vs the oracle", fontsize=10)

@@ -161,3 +161,31 @@ def dataset_batch(rows: Tokens, key: jax.Array, step: jax.Array, batch_size: int
   idx = jax.lax.dynamic_slice(perm, (pos * batch_size,), (batch_size,))
   batch = jax.tree.map(lambda x: jnp.asarray(x)[idx], rows)
   return batch._replace(bayes_bits=jnp.where(epoch == 0, batch.bayes_bits, 0.0))
+
+
+def grow_batch_state(spec: DataSpec, state: BatchState, batch_size: int,
+                     num_batches: int) -> BatchState:
+  """`state` with room for `num_batches` more batches of `batch_size` rows (fine-tuning).
+
+  Stream arrays are zero-padded to the larger capacity (their semantics is unchanged:
+  counts of entities not yet created are 0) and the unserved tokens move into a buffer
+  sized for the new batch size. The continued stream is the same as if the capacity
+  had been large from the start.
+  """
+  with jax.enable_x64(True):
+    stream = state.stream
+    capacity = int(stream.crp.index) + batch_capacity(spec, batch_size, num_batches)
+    entities = spec.max_entities(capacity)
+    pad = lambda x, n: jnp.concatenate([x, jnp.zeros((max(n - x.shape[0], 0),) + x.shape[1:],
+                                                     x.dtype)])
+    stream = stream._replace(
+        crp=stream.crp._replace(repeats_C=pad(stream.crp.repeats_C, capacity)),
+        entity_counts_E=pad(stream.entity_counts_E, entities),
+        revealed_ExA=pad(stream.revealed_ExA, entities))
+    fresh = batch_init(spec, batch_size, 1).buffer
+    fill = int(state.fill)
+    if fill > fresh.token.shape[0]:
+      raise ValueError(f"cannot grow a batch state holding {fill} unserved tokens into a "
+                       f"buffer of {fresh.token.shape[0]}")
+    buffer = jax.tree.map(lambda new, old: new.at[:fill].set(old[:fill]), fresh, state.buffer)
+    return BatchState(stream, buffer, jnp.asarray(fill, jnp.int32))

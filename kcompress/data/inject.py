@@ -1,0 +1,92 @@
+"""Injected knowledge for fine-tuning: new entities, each repeated a set number of times.
+
+Injected entities take the LAST ids of the name space (name_space - J .. name_space - 1),
+so the Pitman-Yor stream, which numbers entities in creation order from 0, never
+reaches them while it holds fewer than name_space - J entities (the caller checks).
+Their names and facts are the world's own (pure in seed, entity, attribute); their
+sentences use the world's syntax (templates and synonyms drawn from theta, keyed by
+sentence indices from INJECTED_INDEX_BASE up, which the stream never uses). They carry
+0 Bayes bits: the Bayes code is a code of the Pitman-Yor stream only.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from kcompress.data import roles
+from kcompress.data.bayes import SentenceBits
+from kcompress.data.spec import END, DataSpec
+from kcompress.data.stream import Sentences, _draw_syntax
+from kcompress.data.tokens import Tokens, pack, render
+from kcompress.data.world import World, fact_values
+
+INJECTED_INDEX_BASE = 1 << 30
+
+
+class Injection(NamedTuple):
+  """The injected material, host numpy. J entities, N injected sentences, R rows of C."""
+  entity_J: np.ndarray        # int32 injected entity ids
+  repetitions_J: np.ndarray   # int32 planned occurrences of each
+  entity_N: np.ndarray        # int32 entity of each injected sentence, in delivery order
+  attribute_N: np.ndarray     # int32 attribute revealed by each sentence
+  end_N: np.ndarray           # int64 token offset where each sentence ends in the flat stream
+  rows: Tokens                # Tokens [R, C]; the last row padded with END tokens
+
+
+def injected_entities(spec: DataSpec, repetitions, per_count: int) -> tuple[np.ndarray, np.ndarray]:
+  """(entity ids [J], planned repetitions [J]): `per_count` entities for each count."""
+  reps = np.repeat(np.asarray(repetitions, np.int32), per_count)
+  return (spec.name_space - len(reps) + np.arange(len(reps))).astype(np.int32), reps
+
+
+def plan_injection(spec: DataSpec, world: World, repetitions, per_count: int,
+                   seed: int) -> Injection:
+  """Every injected occurrence, shuffled (spread over the run), rendered and cut into rows."""
+  entity_J, reps_J = injected_entities(spec, repetitions, per_count)
+  occurrences = np.repeat(entity_J, reps_J)
+  entity_N = np.random.default_rng(seed).permutation(occurrences).astype(np.int32)
+  n = len(entity_N)
+  if n == 0:
+    empty = np.zeros((0,), np.int32)
+    rows = Tokens(*(np.zeros((0, spec.context_length), dt) for dt in
+                    (np.int32,) * 5 + (bool, bool, np.float64)))
+    return Injection(entity_J, reps_J, empty, empty, np.zeros((0,), np.int64), rows)
+  with jax.enable_x64(True):
+    flat, attribute_N, length_N = _render_injected(spec, world, jnp.asarray(entity_N))
+    flat, attribute_N, length_N = jax.device_get((flat, attribute_N, length_N))
+  total = int(length_N.sum())
+  num_rows = -(-total // spec.context_length)
+  size = num_rows * spec.context_length
+  flat = jax.tree.map(lambda x: x[:size], flat)   # packed past `total`: END padding (below)
+  pad = np.arange(size) >= total
+  flat = flat._replace(token=np.where(pad, END, flat.token), role=np.where(pad, roles.END, flat.role))
+  rows = jax.tree.map(lambda x: np.asarray(x).reshape(num_rows, spec.context_length), flat)
+  return Injection(entity_J, reps_J, entity_N, np.asarray(attribute_N, np.int32),
+                   np.cumsum(length_N).astype(np.int64), rows)
+
+
+def _render_injected(spec: DataSpec, world: World, entity_N: jax.Array):
+  n = entity_N.shape[0]
+  index_N = INJECTED_INDEX_BASE + jnp.arange(n, dtype=jnp.int32)
+  template_N, synonym_NxF = _draw_syntax(spec, world, index_N)
+  attribute_N = world.attribute_T[template_N]
+  length_N = (spec.name_length + world.num_fillers_T[template_N] + 2).astype(jnp.int32)
+  zeros_N = jnp.zeros((n,), jnp.int32)
+  order = jnp.argsort(entity_N, stable=True)
+  is_first = jnp.zeros((n,), bool).at[order].set(
+      jnp.concatenate([jnp.ones((1,), bool), entity_N[order][1:] != entity_N[order][:-1]]))
+  sentences = Sentences(
+      index_N=index_N, entity_N=entity_N, is_new_N=is_first, entities_before_N=zeros_N,
+      occurrences_before_N=zeros_N, template_N=template_N, template_count_before_N=zeros_N,
+      synonym_NxF=synonym_NxF, synonym_count_before_NxF=jnp.zeros_like(synonym_NxF),
+      attribute_N=attribute_N, value_N=fact_values(spec, world, entity_N, attribute_N),
+      first_reveal_N=jnp.zeros((n,), bool), length_N=length_N)
+  zf = jnp.zeros((n,), jnp.float64)
+  bits = SentenceBits(zf, zf, zf, jnp.zeros(synonym_NxF.shape, jnp.float64), zf)
+  rendered, valid = render(spec, world, sentences, bits)
+  size = n * spec.max_sentence_length + spec.context_length   # room to pad the last row
+  return pack(rendered, valid, length_N, size), attribute_N, length_N

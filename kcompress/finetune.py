@@ -1,0 +1,206 @@
+"""Fine-tuning a pretrained sweep: injected new knowledge mixed with replayed stream data.
+
+A fine-tuning config is a sweep config plus `init_from` (a pretrained workdir) and a
+`finetune` section (`configs/finetune.py`). `train.run` does the rest as for
+pretraining (checkpoints, resume, metrics, probes, two-part codes); this module
+supplies what differs:
+
+- the start: every model's parameters and optimizer state from the pretrained
+  checkpoint (`init_step`, 0 = latest), the update counter reset to 0 (the
+  fine-tuning lr schedule starts afresh), the peak lr from the fine-tuning config; the
+  stream continues where pretraining stopped;
+- the batches: each step has R = round(replay_fraction * B) replay rows (the
+  continued stream) and B - R injected-row slots. The injected material
+  (`kcompress.data.inject`: `entities_per_count` new entities per repetition count,
+  occurrences shuffled) is cut into rows placed at evenly spaced slots over the run;
+  slots left over get replay rows too. `train.num_steps = 0` sizes the run to the
+  injected material exactly;
+- the probes: injected entities' facts by deliveries so far, beside the usual ones.
+
+Bayes bits in the metrics are those of the replay tokens only (injected tokens carry 0).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from kcompress import probes as probes_lib, step as step_lib
+from kcompress.data import inject, source
+from kcompress.data.spec import DataSpec
+
+COMPATIBLE_SECTIONS = ("seed", "data", "model", "sweep")
+
+
+def is_finetune(config) -> bool:
+  return bool(config.get("init_from"))
+
+
+def _flat(d, prefix=""):
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = list(v) if isinstance(v, (list, tuple)) else v
+  return out
+
+
+def check_compatible(config, pretrained) -> None:
+  """The fine-tuning config must describe the pretrained run's data, models and seeds."""
+  new = _flat({k: json.loads(config.to_json())[k] for k in COMPATIBLE_SECTIONS})
+  old = _flat({k: json.loads(pretrained.to_json())[k] for k in COMPATIBLE_SECTIONS})
+  differ = sorted(k for k in set(new) | set(old) if new.get(k) != old.get(k))
+  if differ:
+    detail = ", ".join(f"config.{k}: {old.get(k)!r} (pretrained) vs {new.get(k)!r}"
+                       for k in differ)
+    raise ValueError(f"config.init_from={config.init_from}: incompatible with this config; "
+                     f"{detail}")
+
+
+def pretrained_config(config):
+  from kcompress import workdir
+  pre = workdir.read_config(config.init_from)
+  check_compatible(config, pre)
+  return pre
+
+
+class Plan(NamedTuple):
+  injection: inject.Injection
+  slots_TxB: np.ndarray   # int32 injected row index at (step, batch row), -1 = replay row
+  replay_rows: int        # R: replay rows in every batch
+
+
+def make_plan(spec: DataSpec, world, config, num_steps: int | None = None) -> Plan:
+  """Where every injected row goes. `num_steps` None: config.train.num_steps (0 = auto)."""
+  ft = config.finetune
+  if not 0.0 <= ft.replay_fraction <= 1.0:
+    raise ValueError(f"config.finetune.replay_fraction={ft.replay_fraction}: must be in [0, 1]")
+  if any(int(r) < 1 for r in ft.repetitions) or ft.entities_per_count < 0:
+    raise ValueError(f"config.finetune.repetitions={tuple(ft.repetitions)!r} and "
+                     f"entities_per_count={ft.entities_per_count}: need counts >= 1, entities >= 0")
+  batch = config.train.batch_size
+  replay = int(round(ft.replay_fraction * batch))
+  injection = inject.plan_injection(spec, world, tuple(ft.repetitions), ft.entities_per_count,
+                                    ft.seed)
+  num_rows = injection.rows.token.shape[0]
+  per_step = batch - replay
+  if num_rows and per_step == 0:
+    raise ValueError(f"config.finetune.replay_fraction={ft.replay_fraction}: no batch row is "
+                     f"left for the {num_rows} rows of injected entities")
+  steps = config.train.num_steps if num_steps is None else num_steps
+  if steps <= 0:
+    if not num_rows:
+      raise ValueError("config.train.num_steps=0 sizes the run to the injected material, but "
+                       "config.finetune injects nothing; set config.train.num_steps")
+    steps = -(-num_rows // per_step)
+  if num_rows > steps * per_step:
+    raise ValueError(f"config.train.num_steps={steps}: {steps} x {per_step} injected-row slots "
+                     f"hold fewer than the {num_rows} injected rows; raise num_steps or "
+                     f"lower config.finetune.replay_fraction (0 sizes the run automatically)")
+  slots = np.full((steps, batch), -1, np.int32)
+  if num_rows:
+    pos = (np.arange(num_rows) * (steps * per_step)) // num_rows
+    slots[pos // per_step, replay + pos % per_step] = np.arange(num_rows)
+  return Plan(injection, slots, replay)
+
+
+def resolve(config):
+  """A copy of the config with train.num_steps fixed (the auto length resolved)."""
+  from kcompress import data
+  pretrained_config(config)
+  if config.train.num_steps > 0:
+    return config
+  spec = data.data_spec(config.data)
+  world = source.x64(data.draw_world)(spec, jax.random.PRNGKey(config.seed))
+  plan = make_plan(spec, world, config)
+  resolved = config.copy_and_resolve_references()
+  with resolved.unlocked():
+    resolved.train.num_steps = int(plan.slots_TxB.shape[0])
+  return resolved
+
+
+def check_name_space(spec: DataSpec, plan: Plan, batch_state) -> None:
+  """The continued stream must never create an injected entity."""
+  capacity = int(batch_state.stream.crp.index) + source.batch_capacity(
+      spec, plan.slots_TxB.shape[1], plan.slots_TxB.shape[0])
+  first = int(plan.injection.entity_J.min()) if len(plan.injection.entity_J) else spec.name_space
+  if capacity > first:
+    raise ValueError(f"config.data: the name space ({spec.name_space} names) is too small for "
+                     f"{len(plan.injection.entity_J)} injected entities beside a stream of up to "
+                     f"{capacity} sentences; raise name_alphabet or name_length")
+
+
+def load_start(config, setup):
+  """(train states, batch state) to start fine-tuning from: the pretrained checkpoint."""
+  from kcompress import workdir
+  pretrained_config(config)
+  pre = workdir.restore(config.init_from, config.init_step or None)
+  lrs = step_lib.lr_for_width(config.optim, setup.widths_M)
+  states = []
+  for (_, idx), state in zip(setup.layout.buckets, pre.states):
+    states.append(state.replace(step=jnp.zeros_like(state.step),
+                                lr_scale=jnp.asarray(lrs[list(idx)], state.lr_scale.dtype)))
+  return states, pre.data_state, pre.step
+
+
+class FinetuneState(NamedTuple):
+  batch: source.BatchState
+  step: jax.Array   # int32 fine-tuning steps done
+
+
+def make_pipe(spec: DataSpec, config, world, start_batch_state):
+  """DataPipe of a fine-tuning run: init (continued stream, step 0) and the mixing step."""
+  from kcompress import train
+  plan = make_plan(spec, world, config)
+  batch_size, num_steps = config.train.batch_size, config.train.num_steps
+  grown = source.grow_batch_state(spec, start_batch_state, batch_size, num_steps)
+  check_name_space(spec, plan, grown)
+  with jax.enable_x64(True):
+    rows = jax.device_put(plan.injection.rows)
+    slots = jnp.asarray(plan.slots_TxB)
+    init = FinetuneState(grown, jnp.zeros((), jnp.int32))
+
+  @jax.jit
+  def step(state: FinetuneState):
+    batch_state, replay = source.next_batch(spec, world, state.batch, batch_size)
+    slot_B = slots[jnp.minimum(state.step, slots.shape[0] - 1)]
+    safe = jnp.maximum(slot_B, 0)
+    mixed = jax.tree.map(
+        lambda r, inj: jnp.where((slot_B >= 0).reshape((-1,) + (1,) * (r.ndim - 1)),
+                                 inj[safe] if inj.shape[0] else r, r), replay, rows)
+    return (FinetuneState(batch_state, state.step + 1), train.model_batch(mixed),
+            source.bayes_bits_by_role(mixed))
+
+  return train.DataPipe(init, source.x64(step), world), plan
+
+
+def delivered_rows(plan: Plan, steps_done: int) -> int:
+  """Injected rows delivered after `steps_done` steps (rows go out in order)."""
+  return int((plan.slots_TxB[:steps_done] >= 0).sum())
+
+
+def injected_probes(spec: DataSpec, world, plan: Plan, steps_done: int,
+                    seed: int) -> probes_lib.ProbeSet:
+  """One probe per injected entity delivered at least once: a fact its delivered sentences
+  revealed; count = its deliveries so far. Padded to J probes (kind -1)."""
+  inj = plan.injection
+  tokens_out = delivered_rows(plan, steps_done) * spec.context_length
+  done = inj.end_N <= tokens_out
+  rng = np.random.default_rng(seed)
+  J = len(inj.entity_J)
+  ent, attr, kind, count = np.zeros(J, np.int32), np.zeros(J, np.int32), np.full(J, -1), np.zeros(J)
+  for j, k in enumerate(inj.entity_J):
+    mine = done & (inj.entity_N == k)
+    if mine.any():
+      ent[j], attr[j] = k, rng.choice(np.unique(inj.attribute_N[mine]))
+      kind[j], count[j] = probes_lib.INJECTED, mine.sum()
+  return probes_lib.make_probes(spec, world, ent, attr, kind, count)
+
+
+def effective_replay_fraction(plan: Plan) -> float:
+  return float((plan.slots_TxB < 0).mean()) if plan.slots_TxB.size else 1.0
