@@ -63,6 +63,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # `python -m kcompress.bench sweep` (README): 0 on CPU.
   c.model.buckets = 0
 
+  # Device mesh (kcompress.mesh): models sharded over `model`, batch rows over `data`;
+  # -1 = all the devices the other axis leaves. One device: 1 x 1.
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.model = 1
+  c.mesh.data = -1
+
   c.sweep = ml_collections.ConfigDict()
   c.sweep.seeds = (0,)          # model init seeds; the sweep is widths x seeds
 

@@ -125,14 +125,20 @@ def resolve(config):
 
 
 def check_name_space(spec: DataSpec, plan: Plan, batch_state) -> None:
-  """The continued stream must never create an injected entity."""
-  capacity = int(batch_state.stream.crp.index) + source.batch_capacity(
+  """The continued stream must leave the injected ids alone: its entity arrays stop below
+  them (an overflow is flagged and the run stops), and we ask for room for twice the
+  expected number of its entities, as for pretraining."""
+  from kcompress import theory
+  sentences = int(batch_state.stream.crp.index) + source.batch_capacity(
       spec, plan.slots_TxB.shape[1], plan.slots_TxB.shape[0])
   first = int(plan.injection.entity_J.min()) if len(plan.injection.entity_J) else spec.name_space
-  if capacity > first:
+  expected = theory.expected_num_entities(spec.alpha, spec.beta, sentences)
+  if 2 * expected > first:
     raise ValueError(f"config.data: the name space ({spec.name_space} names) is too small for "
                      f"{len(plan.injection.entity_J)} injected entities beside a stream of up to "
-                     f"{capacity} sentences; raise name_alphabet or name_length")
+                     f"{sentences} sentences (E[K_n] = {expected:.0f}); raise name_alphabet or "
+                     f"name_length")
+
 
 
 def load_start(config, setup):
@@ -158,21 +164,21 @@ def make_pipe(spec: DataSpec, config, world, start_batch_state):
   from kcompress import train
   plan = make_plan(spec, world, config)
   batch_size, num_steps = config.train.batch_size, config.train.num_steps
-  grown = source.grow_batch_state(spec, start_batch_state, batch_size, num_steps)
+  first = int(plan.injection.entity_J.min()) if len(plan.injection.entity_J) else None
+  grown = source.grow_batch_state(spec, start_batch_state, batch_size, num_steps, first)
   check_name_space(spec, plan, grown)
+  rows, slots = plan.injection.rows, plan.slots_TxB   # host numpy: jit constants
   with jax.enable_x64(True):
-    rows = jax.device_put(plan.injection.rows)
-    slots = jnp.asarray(plan.slots_TxB)
     init = FinetuneState(grown, jnp.zeros((), jnp.int32))
 
   @jax.jit
   def step(state: FinetuneState):
-    batch_state, replay = source.next_batch(spec, world, state.batch, batch_size)
-    slot_B = slots[jnp.minimum(state.step, slots.shape[0] - 1)]
+    batch_state, replay = source.next_batch(spec, jax.tree.map(jnp.asarray, world), state.batch, batch_size)
+    slot_B = jnp.asarray(slots)[jnp.minimum(state.step, slots.shape[0] - 1)]
     safe = jnp.maximum(slot_B, 0)
     mixed = jax.tree.map(
         lambda r, inj: jnp.where((slot_B >= 0).reshape((-1,) + (1,) * (r.ndim - 1)),
-                                 inj[safe] if inj.shape[0] else r, r), replay, rows)
+                                 jnp.asarray(inj)[safe] if inj.shape[0] else r, r), replay, rows)
     return (FinetuneState(batch_state, state.step + 1), train.model_batch(mixed),
             source.bayes_bits_by_role(mixed))
 

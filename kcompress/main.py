@@ -18,6 +18,17 @@ _CONFIG = config_flags.DEFINE_config_file("config", "configs/sweep.py",
                                           "Sweep config file (file.py or file.py:variant).",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default runs/<config>[-<variant>]).")
+_DISTRIBUTED = flags.DEFINE_enum(
+    "distributed", "auto", ["auto", "on", "off"],
+    "jax.distributed.initialize(): auto = when a cluster is detected (SLURM with > 1 task, "
+    "a multi-host TPU VM) or --coordinator_address is given; on = always; off = never.")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None,
+                                   "host:port of process 0 (explicit multi-process runs).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run (explicit).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's id (explicit).")
+_HEARTBEAT = flags.DEFINE_integer(
+    "heartbeat_timeout_s", 100,
+    "Seconds without a heartbeat after which the others treat a process as dead and exit.")
 
 
 def default_workdir(config_path: str, variant: str | None) -> str:
@@ -25,8 +36,26 @@ def default_workdir(config_path: str, variant: str | None) -> str:
   return os.path.join("runs", name + (f"-{variant}" if variant and variant != "default" else ""))
 
 
+def cluster_detected(environ=os.environ) -> bool:
+  """A launcher that jax.distributed can read started several processes."""
+  if int(environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_JOB_ID" in environ:
+    return True
+  return len([h for h in environ.get("TPU_WORKER_HOSTNAMES", "").split(",") if h]) > 1
+
+
+def init_distributed() -> None:
+  explicit = _COORDINATOR.value is not None
+  if _DISTRIBUTED.value == "off" or not (
+      explicit or _DISTRIBUTED.value == "on" or cluster_detected()):
+    return
+  jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
+                             num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value,
+                             heartbeat_timeout_seconds=_HEARTBEAT.value)
+
+
 def main(argv):
   del argv
+  init_distributed()
   config = _CONFIG.value
   workdir = _WORKDIR.value or default_workdir(flags.FLAGS["config"].config_filename,
                                               config.get("variant"))
@@ -35,6 +64,8 @@ def main(argv):
   print(f"kcompress: {len(train.sweep_models(config))} models, {jax.device_count()} "
         f"{jax.devices()[0].platform} device(s), workdir {workdir}", flush=True)
   result = train.run(config, workdir)
+  if jax.process_index() != 0:   # process 0 writes the metrics and the report
+    return
   for row in result["rows"]:
     print(f"width {row['width']:>5} seed {row['seed']}: {row['params']:>9,} params  "
           f"prequential {row['preq_bits']:,.0f} bits  (Bayes {row['bayes_bits']:,.0f}; "

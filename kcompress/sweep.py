@@ -18,17 +18,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kcompress import model as model_lib, step as step_lib
+from kcompress import mesh as mesh_lib, model as model_lib, step as step_lib
 
 
 @dataclasses.dataclass(frozen=True)
 class Layout:
-  """Buckets of the sweep: each (ModelConfig padded to the bucket's max width, model indices)."""
+  """Buckets of the sweep: each (ModelConfig padded to the bucket's max width, model indices).
+
+  On a mesh whose model axis has k > 1 devices, each bucket's model axis is padded to a
+  multiple of k with copies of its last model ("placed" states); their outputs are
+  dropped. Checkpoints and host tools see the real models only.
+  """
   buckets: tuple[tuple[model_lib.ModelConfig, tuple[int, ...]], ...]
+  model_axis: int = 1
 
   @property
   def num_models(self) -> int:
     return sum(len(idx) for _, idx in self.buckets)
+
+  def placed_size(self, b: int) -> int:
+    n = len(self.buckets[b][1])
+    return -(-n // self.model_axis) * self.model_axis
 
 
 def split_widths(widths, num_buckets: int) -> list[list[int]]:
@@ -52,7 +62,8 @@ def split_widths(widths, num_buckets: int) -> list[list[int]]:
   return [g for g in groups if g]
 
 
-def make_layout(model_cfg, vocab_size: int, context_length: int, models) -> Layout:
+def make_layout(model_cfg, vocab_size: int, context_length: int, models,
+                model_axis: int = 1) -> Layout:
   """`models`: (width, seed) pairs in sweep order (width-major)."""
   groups = split_widths([w for w, _ in models], int(model_cfg.buckets))
   buckets = []
@@ -61,7 +72,7 @@ def make_layout(model_cfg, vocab_size: int, context_length: int, models) -> Layo
     cfg = model_lib.ModelConfig(vocab_size, context_length, max(group), model_cfg.depth,
                                 model_cfg.head_dim, model_cfg.mlp_ratio)
     buckets.append((cfg, idx))
-  return Layout(tuple(buckets))
+  return Layout(tuple(buckets), model_axis)
 
 
 def init(layout: Layout, optim_cfg, optimizer, widths_M, seeds_M) -> list:
@@ -71,24 +82,60 @@ def init(layout: Layout, optim_cfg, optimizer, widths_M, seeds_M) -> list:
           for cfg, idx in layout.buckets]
 
 
-def make_step(layout: Layout, optimizer, optim_cfg, num_steps: int):
-  """jit of `(states, batch) -> (states, metrics)`; metrics have a leading axis over ALL models."""
+def place(layout: Layout, states: list, mesh=None) -> list:
+  """Real per-bucket states -> placed: padded to `placed_size` (copies of the last model)
+  and, on a mesh, global arrays sharded over its model axis."""
+  out = []
+  for b, state in enumerate(states):
+    n, size = len(layout.buckets[b][1]), layout.placed_size(b)
+    state = jax.device_get(state)
+    if size > n:
+      state = jax.tree.map(lambda x: np.concatenate([x, np.repeat(x[-1:], size - n, 0)]), state)
+    out.append(mesh_lib.put(state, mesh_lib.models_sharding(mesh)) if mesh is not None else state)
+  return out
+
+
+def unplace(layout: Layout, states: list, mesh=None) -> list:
+  """Placed states -> the real models' rows (replicated on a mesh): what checkpoints hold."""
+  sizes = [len(idx) for _, idx in layout.buckets]
+  real = lambda sts: [jax.tree.map(lambda x, n=n: x[:n], s) for s, n in zip(sts, sizes)]
+  if mesh is None:
+    return real(states)
+  return jax.jit(real, out_shardings=mesh_lib.replicated(mesh))(states)
+
+
+def _concat_real(layout: Layout, outs: list):
+  """Per-bucket outputs with placed model axes -> one leading axis over the real models."""
+  return jax.tree.map(lambda *x: jnp.concatenate(x), *[
+      jax.tree.map(lambda y, n=len(idx): y[:n], o) for o, (_, idx) in zip(outs, layout.buckets)])
+
+
+def make_step(layout: Layout, optimizer, optim_cfg, num_steps: int, mesh=None):
+  """jit of `(states, batch) -> (states, metrics)`; metrics have a leading axis over ALL
+  (real) models. On a mesh: states sharded over `model`, the batch over `data` (a
+  replicated batch is sliced in place), metrics replicated."""
   schedule = step_lib.lr_schedule(optim_cfg, num_steps)
 
   def sweep_step(states, batch):
+    if mesh is not None:
+      batch = jax.lax.with_sharding_constraint(batch, mesh_lib.rows_sharding(mesh))
     new_states, metrics = [], []
     for (cfg, _), state in zip(layout.buckets, states):
       one = lambda s, b, cfg=cfg: step_lib.train_step(cfg, optimizer, schedule, s, b)
       s, m = jax.vmap(one, in_axes=(0, None))(state, batch)
       new_states.append(s)
       metrics.append(m)
-    return new_states, jax.tree.map(lambda *x: jnp.concatenate(x), *metrics)
+    return new_states, _concat_real(layout, metrics)
 
-  return jax.jit(sweep_step, donate_argnums=0)
+  if mesh is None:
+    return jax.jit(sweep_step, donate_argnums=0)
+  shard = [mesh_lib.models_sharding(mesh)] * len(layout.buckets)
+  return jax.jit(sweep_step, donate_argnums=0,
+                 out_shardings=(shard, mesh_lib.replicated(mesh)))
 
 
-def make_probe_step(layout: Layout, spec, confident: float):
-  """jit of `(states, probe arrays) -> outputs` with a leading axis over ALL models."""
+def make_probe_step(layout: Layout, spec, confident: float, mesh=None):
+  """jit of `(states, probe arrays) -> outputs` with a leading axis over ALL (real) models."""
   from kcompress import probes as probes_lib
 
   def probe_step(states, probe_set):
@@ -97,6 +144,8 @@ def make_probe_step(layout: Layout, spec, confident: float):
       one = lambda params, width, cfg=cfg: probes_lib.probe_stats(
           probes_lib.probe_logits(params, cfg, width, probe_set), probe_set, spec, confident)
       outs.append(jax.vmap(one)(state.params, state.width))
-    return jax.tree.map(lambda *x: jnp.concatenate(x), *outs)
+    return _concat_real(layout, outs)
 
-  return jax.jit(probe_step)
+  if mesh is None:
+    return jax.jit(probe_step)
+  return jax.jit(probe_step, out_shardings=mesh_lib.replicated(mesh))

@@ -35,16 +35,19 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 from absl import logging
 
 from kcompress import checkpoint, metrics, model as model_lib, probes, step as step_lib, sweep
-from kcompress import two_part
+from kcompress import mesh as mesh_lib, two_part
 from kcompress import data
 from kcompress.data import roles, source
 from kcompress.data.spec import BOS
 
-_IGNORED_FOR_RESUME = ("num_steps", "log_every", "eval_every", "checkpoint_every")
+# Fields a run may change when it resumes (full dotted names).
+_IGNORED_FOR_RESUME = ("train.num_steps", "log_every", "eval_every", "checkpoint_every",
+                       "mesh.model", "mesh.data")
 
 
 # ------------------------------------------------------------------ validation
@@ -71,10 +74,10 @@ def validate(config) -> None:
   if config.optim.lr_scaling not in step_lib.LR_SCALINGS:
     raise ValueError(f"config.optim.lr_scaling={config.optim.lr_scaling!r}: choose one of "
                      f"{step_lib.LR_SCALINGS}")
-  num_devices = jax.device_count()
-  if config.train.batch_size % num_devices:
+  _, data_axis = mesh_lib.mesh_shape(mesh_config(config), jax.device_count())
+  if config.train.batch_size % data_axis:
     raise ValueError(f"config.train.batch_size={config.train.batch_size} is not divisible by "
-                     f"the device count {num_devices}")
+                     f"the mesh's data axis ({data_axis} devices; config.mesh)")
   if config.train.num_steps < 1:
     raise ValueError(f"config.train.num_steps={config.train.num_steps}: must be >= 1")
   if config.ksf.sample_batches < 1:
@@ -107,7 +110,7 @@ def check_workdir(workdir: str, config) -> None:
     old = _flatten(json.load(f))
   new = _flatten(json.loads(config.to_json()))
   differ = sorted(k for k in set(old) | set(new)
-                  if old.get(k) != new.get(k) and k.split(".")[-1] not in _IGNORED_FOR_RESUME)
+                  if old.get(k) != new.get(k) and k not in _IGNORED_FOR_RESUME)
   if differ:
     detail = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in differ)
     raise ValueError(f"workdir {workdir} holds a run of a different config; fields that "
@@ -128,6 +131,7 @@ class Setup:
   layout: sweep.Layout
   param_counts: tuple[int, ...]         # unpadded parameters per model
   optimizer: Any
+  mesh: Any = None                      # jax.sharding.Mesh, or None (one device, no placement)
 
   @property
   def widths_M(self) -> np.ndarray:
@@ -146,14 +150,23 @@ class Setup:
     return next(cfg for cfg, idx in self.layout.buckets if i in idx)
 
 
-def make_setup(config) -> Setup:
+def mesh_config(config):
+  """config.mesh, or a 1 x all-devices data mesh for configs written before it existed."""
+  return config.get("mesh") or ml_collections.ConfigDict({"model": 1, "data": -1})
+
+
+def make_setup(config, use_mesh: bool = True) -> Setup:
+  """`use_mesh=False`: no device mesh (host tools reading a workdir on one device)."""
   validate(config)
   spec = data.data_spec(config.data)
   models = tuple(sweep_models(config))
-  layout = sweep.make_layout(config.model, spec.vocab_size, spec.context_length, models)
+  mesh = mesh_lib.make_mesh(mesh_config(config)) if use_mesh else None
+  model_axis = mesh.shape["model"] if mesh is not None else 1
+  layout = sweep.make_layout(config.model, spec.vocab_size, spec.context_length, models,
+                             model_axis)
   counts = tuple(model_lib.param_count(layout.buckets[0][0], int(w)) for w, _ in models)
   optimizer = step_lib.make_optimizer(config.optim, config.train.num_steps)
-  return Setup(config, spec, models, layout, counts, optimizer)
+  return Setup(config, spec, models, layout, counts, optimizer, mesh)
 
 
 # ------------------------------------------------------------------------ data
@@ -175,15 +188,16 @@ class DataPipe:
 
 def make_data_pipe(spec: data.DataSpec, config) -> DataPipe:
   batch_size, num_steps = config.train.batch_size, config.train.num_steps
-  world = source.x64(data.draw_world)(spec, jax.random.PRNGKey(config.seed))
+  # Captured arrays stay host numpy (jit constants), so the data step runs wherever its
+  # state lives: one device, or replicated over a mesh.
+  world = jax.device_get(source.x64(data.draw_world)(spec, jax.random.PRNGKey(config.seed)))
   if config.data.num_sentences > 0:
     rows = source.dataset_rows(spec, config.seed, config.data.num_sentences)
     if rows.token.shape[0] < batch_size:
       raise ValueError(f"config.data.num_sentences={config.data.num_sentences}: the dataset has "
                        f"{rows.token.shape[0]} rows, fewer than config.train.batch_size")
     with jax.enable_x64(True):
-      rows = jax.device_put(rows)
-      key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
+      key = np.asarray(jax.random.fold_in(jax.random.PRNGKey(config.seed), 1))
 
     @jax.jit
     def finite_step(step):
@@ -195,7 +209,7 @@ def make_data_pipe(spec: data.DataSpec, config) -> DataPipe:
 
   @jax.jit
   def stream_step(state):
-    state, batch = source.next_batch(spec, world, state, batch_size)
+    state, batch = source.next_batch(spec, jax.tree.map(jnp.asarray, world), state, batch_size)
     return state, model_batch(batch), source.bayes_bits_by_role(batch)
 
   init = source.x64(source.batch_init)(spec, batch_size, num_steps)
@@ -209,7 +223,7 @@ def initial(setup: Setup):
   if not finetune.is_finetune(config):
     return setup.init_state(), make_data_pipe(setup.spec, config), None
   states, batch_state, _ = finetune.load_start(config, setup)
-  world = source.x64(data.draw_world)(setup.spec, jax.random.PRNGKey(config.seed))
+  world = jax.device_get(source.x64(data.draw_world)(setup.spec, jax.random.PRNGKey(config.seed)))
   pipe, plan = finetune.make_pipe(setup.spec, config, world, batch_state)
   return states, pipe, plan
 
@@ -301,15 +315,21 @@ def run(config, workdir: str) -> dict:
   check_workdir(workdir, config)
   os.makedirs(workdir, exist_ok=True)
   is_writer = jax.process_index() == 0
+  if jax.process_count() > 1:   # every process has read the old config.json before it changes
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices("kcompress: workdir checked")
   if is_writer:
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json(indent=2))
 
   models, layout, param_counts = setup.models, setup.layout, setup.param_counts
   optimizer = setup.optimizer
-  state, pipe, plan = initial(setup)
-  sweep_step = sweep.make_step(layout, optimizer, config.optim, num_steps)
-  data_state = pipe.init
+  mesh = setup.mesh
+  real_state, pipe, plan = initial(setup)
+  sweep_step = sweep.make_step(layout, optimizer, config.optim, num_steps, mesh)
+  with jax.enable_x64(True):   # the generator state lives replicated on the mesh
+    data_state = mesh_lib.put(pipe.init, mesh_lib.replicated(mesh))
+  real_state = mesh_lib.put(real_state, mesh_lib.replicated(mesh))
   host = dict(preq_bits_by_role=np.zeros((len(models), roles.NUM_ROLES)).tolist(),
               bayes_bits_by_role=np.zeros(roles.NUM_ROLES).tolist(), elapsed_s=0.0)
 
@@ -317,7 +337,7 @@ def run(config, workdir: str) -> dict:
   metrics_path = os.path.join(workdir, "metrics.jsonl")
   start = mngr.latest_step() or 0
   if start:
-    state, data_state, host = checkpoint.restore(mngr, start, state, data_state)
+    real_state, data_state, host = checkpoint.restore(mngr, start, real_state, data_state)
     logging.info("resumed from step %d", start)
     print(f"resuming {workdir} from step {start}", flush=True)
   probes_path = os.path.join(workdir, "probes.jsonl")
@@ -328,7 +348,9 @@ def run(config, workdir: str) -> dict:
     metrics.truncate_after(probes_path, keep)
   writer = metrics.Writer(metrics_path, enabled=is_writer)
   probe_writer = metrics.Writer(probes_path, enabled=is_writer and pipe.world is not None)
-  probe_step = sweep.make_probe_step(layout, spec, config.probe.confident)
+  state = sweep.place(layout, real_state, mesh)
+  del real_state
+  probe_step = sweep.make_probe_step(layout, spec, config.probe.confident, mesh)
   bayes_halluc = probes.bayes_hallucination(spec, config.probe.confident)
   ksf_path = os.path.join(workdir, "ksf.jsonl")
   if is_writer:
@@ -339,7 +361,8 @@ def run(config, workdir: str) -> dict:
 
   def evaluate_two_part(step_done: int):
     """Two-part code points of every model after `step_done` updates (ksf.jsonl)."""
-    points = two_part.two_part_points(setup, state, ksf_sample, config.ksf.precisions, scorers)
+    real = jax.device_get(sweep.unplace(layout, state, mesh))
+    points = two_part.two_part_points(setup, real, ksf_sample, config.ksf.precisions, scorers)
     preq = np.asarray(host["preq_bits_by_role"]).sum(-1)
     rows = two_part.ksf_rows(step_done, num_steps, ksf_sample[0], points, preq)
     ksf_writer.write([dict(step=step_done, width=w, seed=s, params=param_counts[i],
@@ -353,6 +376,10 @@ def run(config, workdir: str) -> dict:
     batch_state = data_state if plan is None else data_state.batch
     with jax.enable_x64(True):
       stream = jax.device_get(batch_state.stream)
+    if bool(stream.crp.overflow):
+      raise RuntimeError("the stream created more entities than it has room for (the name "
+                         "space, or the ids below injected entities); raise "
+                         "config.data.name_alphabet or config.data.name_length")
     pset = probes.build_probes(spec, pipe.world, stream, config.probe.seed + step_done,
                                config.probe.per_bin, config.probe.num_bins, config.probe.num_fresh)
     if plan is not None:
@@ -369,7 +396,7 @@ def run(config, workdir: str) -> dict:
     probe_writer.write(rows)
 
   def save(step_done: int):
-    checkpoint.save(mngr, step_done, state, data_state, host)
+    checkpoint.save(mngr, step_done, sweep.unplace(layout, state, mesh), data_state, host)
 
   t0 = time.perf_counter() - host["elapsed_s"]
   t_log, step_log = time.perf_counter(), start

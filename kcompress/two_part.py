@@ -124,7 +124,7 @@ def make_scorer(cfg: model_lib.ModelConfig):
 
 
 def two_part_points(setup, states, sample, precisions, scorers=None) -> list[dict]:
-  """Per model: data bits per sampled batch under the trained and each quantised model, and
+  """`states`: the real models' per-bucket TrainStates on the host (numpy). Per model: data bits per sampled batch under the trained and each quantised model, and
   the quantised models' complexity in bits.
 
   Returns one dict per model (sweep order): `bits_S` (trained model, [S] float),
@@ -135,7 +135,7 @@ def two_part_points(setup, states, sample, precisions, scorers=None) -> list[dic
   out = [None] * setup.layout.num_models
   for b, (cfg, idx) in enumerate(setup.layout.buckets):
     scorer = scorers[b] if scorers else make_scorer(cfg)
-    state = jax.device_get(states[b])
+    state = states[b]
     widths = np.asarray(state.width)
     bits = np.asarray(scorer(state.params, state.width, batches), np.float64)
     quantised = [[] for _ in idx]

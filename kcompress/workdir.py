@@ -61,7 +61,7 @@ def restore(workdir: str, step: int | None = None) -> Restored:
   """The run's state at checkpoint `step` (default: the latest)."""
   from kcompress import train   # train imports this module's users; keep the import lazy
   config = read_config(workdir)
-  setup = train.make_setup(config)
+  setup = train.make_setup(config, use_mesh=False)
   steps = checkpoint_steps(workdir)
   if not steps:
     raise FileNotFoundError(f"{workdir} has no checkpoints (checkpoints/<step>/)")

@@ -146,6 +146,7 @@ def summarize(run: dict) -> dict:
       "compressors_bits": run["compressors"].get("bits", {}),
       "oracle": _oracle_summary(run["oracle"]),
       "two_part": _ksf_summary(run),
+      "finetune": _finetune_summary(run),
       "tokens": run["compressors"].get("num_tokens"),
   }
 
@@ -186,6 +187,35 @@ def _ksf_summary(run: dict) -> dict | None:
           "hull": [[float(a), float(b)] for a, b in zip(hull_c, hull_d)],
           "best": {**best, "total_bits": best["complexity_bits"] + best["data_bits"]},
           "final": per_model}
+
+
+def _bin_start(label: str) -> int:
+  return int(label.split("-")[0])
+
+
+def _finetune_summary(run: dict) -> dict | None:
+  """Acquisition of injected facts, forgetting per pretraining bin, hallucination change."""
+  if not run["config"].get("init_from") or not run["probes"]:
+    return None
+  out = {"init_from": run["config"]["init_from"],
+         "replay_fraction": run["config"]["finetune"]["replay_fraction"], "models": {}}
+  for (width, seed), rows in run["probes"].items():
+    before, after = rows[0], rows[-1]
+    injected = after.get("injected", {})
+    shared = sorted(set(before["knowledge"]) & set(after["knowledge"]), key=_bin_start)
+    fresh = lambda r: r["hallucination"].get("fresh", {}).get("confident")
+    out["models"][f"{width}/{seed}"] = {
+        "width": width, "seed": seed, "before_step": before["step"], "after_step": after["step"],
+        "injected_accuracy": {k: v["accuracy"] for k, v in injected.items()},
+        "repetitions_for_50pct": frequency_at_half_accuracy(injected) if injected else None,
+        "forgetting": {b: after["knowledge"][b]["accuracy"] - before["knowledge"][b]["accuracy"]
+                       for b in shared},
+        "fresh_confident_before": fresh(before), "fresh_confident_after": fresh(after),
+        "fresh_confident_change": (fresh(after) - fresh(before)
+                                   if fresh(after) is not None and fresh(before) is not None
+                                   else None),
+    }
+  return out
 
 
 def _oracle_summary(o: dict) -> dict | None:
@@ -390,6 +420,45 @@ def figure_ksf(run: dict, path: str) -> None:
   _save(fig, path)
 
 
+def figure_finetune(run: dict, summary: dict, path: str) -> None:
+  """Injected-fact acquisition vs repetitions, forgetting by pretraining bin, hallucination."""
+  ft = summary.get("finetune")
+  if not ft:
+    return
+  plt = _plt()
+  fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+  for i, ((width, seed), rows) in enumerate(run["probes"].items()):
+    m, color = ft["models"][f"{width}/{seed}"], f"C{i}"
+    inj = sorted(m["injected_accuracy"].items(), key=lambda kv: _bin_start(kv[0]))
+    axes[0].plot([_bin_start(k) for k, _ in inj], [v for _, v in inj], "o-", color=color,
+                 label=f"width {width}")
+    before, after = rows[0]["knowledge"], rows[-1]["knowledge"]
+    for probe, style, when in ((before, "--", "before"), (after, "-", "after")):
+      labels = sorted(probe, key=_bin_start)
+      axes[1].plot([_bin_start(b) for b in labels], [probe[b]["accuracy"] for b in labels], style,
+                   marker="o", ms=3, color=color, label=f"width {width} {when}")
+    axes[2].plot([r["step"] for r in rows],
+                 [r["hallucination"].get("fresh", {}).get("confident", np.nan) for r in rows],
+                 "o-", color=color, label=f"width {width}")
+  bayes = next(iter(run["probes"].values()))[0]["bayes_hallucination"]["confident"]
+  axes[2].axhline(bayes, color="k", ls="--", label="Bayes predictor")
+  axes[0].set_xlabel("deliveries of the injected entity (bin start)")
+  axes[0].set_ylabel("top-1 accuracy on its facts")
+  axes[0].set_title("acquisition of injected facts (last eval)", fontsize=9)
+  axes[1].set_xlabel("pretraining occurrences (bin start)")
+  axes[1].set_ylabel("top-1 accuracy")
+  axes[1].set_title("forgetting: before (dashed) vs after (solid) fine-tuning", fontsize=9)
+  axes[2].set_xlabel("fine-tuning step")
+  axes[2].set_ylabel("confident-answer rate on unseen entities")
+  axes[2].set_title("hallucination during fine-tuning", fontsize=9)
+  for ax in axes[:2]:
+    ax.set_xscale("log", base=2)
+    ax.set_ylim(-0.02, 1.02)
+  for ax in axes:
+    ax.legend(fontsize=7)
+  _save(fig, path)
+
+
 # ------------------------------------------------------------------------ report
 
 
@@ -448,6 +517,18 @@ def _readings(summary: dict) -> dict[str, str]:
         f"{len(t['hull'])} hull vertices.")
   else:
     lines["two_part"] = "No ksf.jsonl in this workdir."
+  ft = summary.get("finetune")
+  if ft:
+    per = []
+    for m in ft["models"].values():
+      worst = min(m["forgetting"].items(), key=lambda kv: kv[1]) if m["forgetting"] else None
+      per.append(f"width {m['width']}: 50% acquisition at {m['repetitions_for_50pct']} "
+                 f"deliveries; " + (f"largest accuracy drop {worst[1]:+.2f} in the {worst[0]} "
+                                   f"bin; " if worst else "")
+                 + f"confident answers on unseen entities {m['fresh_confident_before']} -> "
+                 f"{m['fresh_confident_after']}")
+    lines["finetune"] = (f"Fine-tuned from {ft['init_from']} with replay fraction "
+                         f"{ft['replay_fraction']}: " + "; ".join(per) + ".")
   return lines
 
 
@@ -463,6 +544,7 @@ def write_report(workdir: str) -> dict:
   figure_knowledge(run, os.path.join(out, "knowledge.png"))
   figure_hallucination(run, os.path.join(out, "hallucination.png"))
   figure_ksf(run, os.path.join(out, "ksf.png"))
+  figure_finetune(run, summary, os.path.join(out, "finetune.png"))
   with open(os.path.join(out, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2, sort_keys=True, default=lambda x: None)
   r = _readings(summary)
@@ -473,6 +555,8 @@ def write_report(workdir: str) -> dict:
         "## Knowledge acquisition", "![](knowledge.png)", "", r["knowledge"], "",
         "## Hallucination", "![](hallucination.png)", "", r["hallucination"], "",
         "## Structure function", "![](ksf.png)", "", r["ksf"], "", r["two_part"], ""]
+  if "finetune" in r:
+    md += ["## Fine-tuning", "![](finetune.png)", "", r["finetune"], ""]
   with open(os.path.join(out, "report.md"), "w") as f:
     f.write("\n".join(md))
   summary["_readings"] = r

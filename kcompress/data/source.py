@@ -164,20 +164,30 @@ def dataset_batch(rows: Tokens, key: jax.Array, step: jax.Array, batch_size: int
 
 
 def grow_batch_state(spec: DataSpec, state: BatchState, batch_size: int,
-                     num_batches: int) -> BatchState:
+                     num_batches: int, max_entities: int | None = None) -> BatchState:
   """`state` with room for `num_batches` more batches of `batch_size` rows (fine-tuning).
 
   Stream arrays are zero-padded to the larger capacity (their semantics is unchanged:
   counts of entities not yet created are 0) and the unserved tokens move into a buffer
   sized for the new batch size. The continued stream is the same as if the capacity
-  had been large from the start.
+  had been large from the start. `max_entities` caps the entity ids the stream may
+  create (beyond it the generator flags an overflow instead).
   """
   with jax.enable_x64(True):
     stream = state.stream
     capacity = int(stream.crp.index) + batch_capacity(spec, batch_size, num_batches)
     entities = spec.max_entities(capacity)
-    pad = lambda x, n: jnp.concatenate([x, jnp.zeros((max(n - x.shape[0], 0),) + x.shape[1:],
-                                                     x.dtype)])
+    if max_entities is not None:
+      if int(stream.crp.num_entities) > max_entities:
+        raise ValueError(f"the stream already holds {int(stream.crp.num_entities)} entities, "
+                         f"more than the cap {max_entities}")
+      entities = min(entities, max_entities)
+
+    def pad(x, n):
+      if n <= x.shape[0]:   # cutting: only never-created entities' zero counts go
+        return x[:n]
+      return jnp.concatenate([x, jnp.zeros((n - x.shape[0],) + x.shape[1:], x.dtype)])
+
     stream = stream._replace(
         crp=stream.crp._replace(repeats_C=pad(stream.crp.repeats_C, capacity)),
         entity_counts_E=pad(stream.entity_counts_E, entities),

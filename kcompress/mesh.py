@@ -1,0 +1,67 @@
+"""The device mesh of a run: a `model` axis over the sweep's models, a `data` axis over rows.
+
+`config.mesh.model` x `config.mesh.data` devices (-1: all the devices the other axis
+leaves). Train states (leading model axis M) are sharded over `model`, batches (leading
+row axis B) over `data`; the generator state, metrics and probe outputs are replicated,
+so every process can read them. Everything on the device is a global `jax.Array`
+(multi-process runs included): host values enter through `put`, leave through `to_host`.
+On one device the mesh is 1x1 and nothing changes.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+AXES = ("model", "data")
+
+
+def mesh_shape(mesh_cfg, num_devices: int) -> tuple[int, int]:
+  """(model, data) sizes; a clear error if they do not tile the devices."""
+  model, data = int(mesh_cfg.model), int(mesh_cfg.data)
+  if model == -1 and data == -1:
+    raise ValueError("config.mesh: at most one of model, data may be -1")
+  if model == -1:
+    model = num_devices // max(data, 1)
+  if data == -1:
+    data = num_devices // max(model, 1)
+  if model < 1 or data < 1 or model * data != num_devices:
+    raise ValueError(f"config.mesh.model={mesh_cfg.model} x config.mesh.data={mesh_cfg.data} "
+                     f"does not tile the {num_devices} devices")
+  return model, data
+
+
+def make_mesh(mesh_cfg) -> Mesh:
+  model, data = mesh_shape(mesh_cfg, jax.device_count())
+  devices = np.asarray(jax.devices()).reshape(model, data)
+  return Mesh(devices, AXES)
+
+
+def models_sharding(mesh: Mesh) -> NamedSharding:
+  """Leading (model) axis over `model`, the rest replicated."""
+  return NamedSharding(mesh, P("model"))
+
+
+def rows_sharding(mesh: Mesh) -> NamedSharding:
+  """Leading (row) axis over `data`."""
+  return NamedSharding(mesh, P("data"))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def put(tree, sharding: NamedSharding):
+  """Host (or process-local) values -> global arrays with `sharding`. Every process must
+  pass the same values (they are computed deterministically on each)."""
+  def one(x):
+    x = np.asarray(jax.device_get(x))
+    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+  return jax.tree.map(one, tree)
+
+
+def to_host(tree, mesh: Mesh):
+  """Global arrays -> host numpy on every process (gathers sharded arrays first)."""
+  full = jax.jit(lambda t: t, out_shardings=replicated(mesh))(tree)
+  return jax.device_get(full)
