@@ -2,6 +2,7 @@
 
   python -m kcompress.bench data [--num_sentences=1000000] [--repeats=5]
   python -m kcompress.bench sweep [--config=configs/sweep.py[:gpu]]
+  XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m kcompress.bench sharded
 
 `data`: generator throughput (tokens/s, generate + render + pack) and Bayes-code
 throughput (sentences/s, counts + bits from the raw draws), medians over repeats,
@@ -11,6 +12,9 @@ compile time excluded.
 trained one after another (each its own jitted step, unpadded), median step times;
 the useful-FLOP fraction (unpadded FLOPs / executed padded FLOPs); and the model
 FLOP utilisation relative to a float32 matmul peak measured in the same run.
+
+`sharded`: median step time of the sweep on one device vs on every (model x data) mesh
+of all the devices; the ratio is the cost (or gain) of sharding.
 """
 
 from __future__ import annotations
@@ -132,6 +136,51 @@ def bench_sweep(config, repeats: int) -> dict:
               mfu_sequential=useful / sequential_s / peak)
 
 
+def bench_sharded(config, repeats: int) -> dict:
+  """Median step time of the config's sweep on one device vs sharded over every (model, data)
+  mesh of all devices (simulate N CPU devices with XLA_FLAGS=--xla_force_host_platform_device_count=N)."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from jax.sharding import Mesh
+  from kcompress import mesh as mesh_lib, step as step_lib, sweep
+  from kcompress.data import spec as spec_lib
+  spec = spec_lib.data_spec(config.data)
+  widths = [int(w) for w in config.model.widths]
+  B, C, steps = config.train.batch_size, spec.context_length, config.train.num_steps
+  rng = np.random.default_rng(0)
+  targets = rng.integers(1, spec.vocab_size, (B, C)).astype(np.int32)
+  batch = {"inputs_BxL": np.concatenate([np.zeros((B, 1), np.int32), targets[:, :-1]], 1),
+           "targets_BxL": targets, "roles_BxL": np.zeros((B, C), np.int32)}
+  devices = jax.devices()
+  n = len(devices)
+
+  def step_seconds(model_axis: int, data_axis: int) -> float:
+    mesh = Mesh(np.asarray(devices[:model_axis * data_axis]).reshape(model_axis, data_axis),
+                mesh_lib.AXES)
+    layout = sweep.make_layout(config.model, spec.vocab_size, C, [(w, 0) for w in widths],
+                               model_axis)
+    opt = step_lib.make_optimizer(config.optim, steps)
+    holder = [sweep.place(layout, sweep.init(layout, config.optim, opt, widths,
+                                             [0] * len(widths)), mesh)]
+    fn = sweep.make_step(layout, opt, config.optim, steps, mesh)
+    b = mesh_lib.put(batch, mesh_lib.replicated(mesh))
+
+    def run(x):
+      holder[0], m = fn(holder[0], x)
+      return m
+    return _median_seconds(run, b, repeats=repeats)
+
+  one = step_seconds(1, 1)
+  meshes = [(m, n // m) for m in range(1, n + 1) if n % m == 0 and B % (n // m) == 0]
+  sharded = {f"{m}x{d}": step_seconds(m, d) for m, d in meshes}
+  return dict(benchmark="sharded", device=str(devices[0].device_kind), num_devices=n,
+              widths=widths, batch_tokens=B * C, repeats=repeats, one_device_step_s_median=one,
+              sharded_step_s_median=sharded,
+              sharded_over_one_device={k: v / one for k, v in sharded.items()},
+              one_device_tokens_per_second=len(widths) * B * C / one)
+
+
 def main(argv):
   what = argv[1:] or ["data"]
   for name in what:
@@ -139,8 +188,10 @@ def main(argv):
       result = bench_data(_CONFIG.value, _NUM.value, _REPEATS.value)
     elif name == "sweep":
       result = bench_sweep(_CONFIG.value, max(_REPEATS.value, 10))
+    elif name == "sharded":
+      result = bench_sharded(_CONFIG.value, max(_REPEATS.value, 10))
     else:
-      sys.exit(f"unknown benchmark {name!r}; choose from: data, sweep")
+      sys.exit(f"unknown benchmark {name!r}; choose from: data, sweep, sharded")
     print(json.dumps(result))
 
 
