@@ -3,6 +3,7 @@
   python -m kcompress.bench data [--num_sentences=1000000] [--repeats=5]
   python -m kcompress.bench sweep [--config=configs/sweep.py[:gpu]]
   XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m kcompress.bench sharded
+  python -m kcompress.bench compress [--workdir=DIR] [--compress_sentences=1000]
 
 `data`: generator throughput (tokens/s, generate + render + pack) and Bayes-code
 throughput (sentences/s, counts + bits from the raw draws), medians over repeats,
@@ -15,6 +16,11 @@ FLOP utilisation relative to a float32 matmul peak measured in the same run.
 
 `sharded`: median step time of the sweep on one device vs on every (model x data) mesh
 of all the devices; the ratio is the cost (or gain) of sharding.
+
+`compress`: `kcompress.compress` of fresh stream text with the widest model of DIR (default:
+a :tiny sweep trained here for 40 steps): medians over repeats of the range coder's
+encode throughput alone and with the model's forward passes, decode throughput (with
+the model), and the overhead over the ideal code in bits per token.
 """
 
 from __future__ import annotations
@@ -31,6 +37,10 @@ _CONFIG = config_flags.DEFINE_config_file("config", "configs/sweep.py", "Config 
                                           lock_config=True)
 _NUM = flags.DEFINE_integer("num_sentences", 1_000_000, "Stream length for `data`.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repeats (the median is reported).")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory for `compress` (default: train "
+                               ":tiny in a temporary directory).")
+_COMPRESS_SENTENCES = flags.DEFINE_integer("compress_sentences", 1000,
+                                           "Fresh sentences coded by `compress`.")
 
 
 def bench_data(config, num_sentences: int, repeats: int) -> dict:
@@ -181,6 +191,29 @@ def bench_sharded(config, repeats: int) -> dict:
               one_device_tokens_per_second=len(widths) * B * C / one)
 
 
+def bench_compress(workdir: str | None, num_sentences: int, repeats: int) -> dict:
+  import tempfile
+  from configs.sweep import get_config
+  from kcompress import compress, train
+  if workdir is None:
+    workdir = tempfile.mkdtemp(prefix="kcompress-bench-")
+    cfg = get_config("tiny")
+    train.run(cfg, workdir)
+  runs = [compress.compress(workdir, None, num_sentences, decode=True) for _ in range(repeats)]
+  med = lambda key: statistics.median(r[key] for r in runs)
+  first = runs[0]
+  return dict(benchmark="compress", workdir=workdir, width=first["width"], step=first["step"],
+              num_tokens=first["num_tokens"], repeats=repeats,
+              roundtrip_ok=all(r["roundtrip_ok"] for r in runs),
+              encode_tokens_per_s_median=med("encode_tokens_per_s"),
+              encode_with_model_tokens_per_s_median=med("encode_with_model_tokens_per_s"),
+              decode_tokens_per_s_median=med("decode_tokens_per_s"),
+              overhead_bits_per_token=first["overhead_bits_per_token"],
+              overhead_bound_bits_per_token=first["overhead_bound_bits"] / first["num_tokens"],
+              bits_ideal_per_token=first["bits_ideal"] / first["num_tokens"],
+              bayes_bits_per_token=first["bayes_bits"] / first["num_tokens"])
+
+
 def main(argv):
   what = argv[1:] or ["data"]
   for name in what:
@@ -190,8 +223,10 @@ def main(argv):
       result = bench_sweep(_CONFIG.value, max(_REPEATS.value, 10))
     elif name == "sharded":
       result = bench_sharded(_CONFIG.value, max(_REPEATS.value, 10))
+    elif name == "compress":
+      result = bench_compress(_WORKDIR.value, _COMPRESS_SENTENCES.value, _REPEATS.value)
     else:
-      sys.exit(f"unknown benchmark {name!r}; choose from: data, sweep, sharded")
+      sys.exit(f"unknown benchmark {name!r}; choose from: data, sweep, sharded, compress")
     print(json.dumps(result))
 
 

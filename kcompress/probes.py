@@ -4,8 +4,11 @@ A probe is a prompt = an entity's name + a template's prefix up to its value slo
 the model's next-token distribution is read at the value slot.
 
 - knowledge: entities seen so far, binned by occurrences (bin b holds counts in
-  [2^b, 2^(b+1)): 1, 2-3, 4-7, ...), asked about a fact already revealed. Per bin:
-  top-1 accuracy (argmax over the whole vocabulary) and mean bits of the true value.
+  [2^b, 2^(b+1)): 1, 2-3, 4-7, ...; the last bin is open: 512+), asked about a fact
+  already revealed. Per bin: top-1 accuracy (argmax over the whole vocabulary), mean
+  bits of the true value, and the knowledge stored in the model: per fact
+  max(0, -log2 H_a(v) - model bits of v) (= max(0, log2 V_a - bits) for uniform H_a),
+  summed over the bin's revealed facts by a ratio estimator (`weight_P`).
 - injected (fine-tuning, `kcompress.finetune`): injected entities delivered at least
   once, asked about a fact revealed in what was delivered, binned by deliveries so far.
 - hallucination: fresh entities (never seen; their names are new) and seen entities'
@@ -43,6 +46,7 @@ class ProbeSet(NamedTuple):
   kind_P: np.ndarray        # int32 KNOWLEDGE / FRESH / UNREVEALED
   bin_P: np.ndarray         # int32 occurrence bin (-1 for fresh)
   count_P: np.ndarray       # int32 occurrences so far (0 for fresh)
+  weight_P: np.ndarray      # float64 revealed facts a knowledge probe stands for (else 0)
 
 
 def occurrence_bin(counts) -> np.ndarray:
@@ -51,9 +55,13 @@ def occurrence_bin(counts) -> np.ndarray:
   return np.where(counts > 0, np.floor(np.log2(np.maximum(counts, 1))), -1).astype(np.int32)
 
 
-def bin_label(b: int) -> str:
+def bin_label(b: int, open_ended: bool = False) -> str:
+  """'1', '2-3', '4-7', ...; '512+' for an open last bin."""
   lo, hi = 2 ** b, 2 ** (b + 1) - 1
+  if open_ended:
+    return f"{lo}+"
   return str(lo) if lo == hi else f"{lo}-{hi}"
+
 
 
 def _prefixes(spec: DataSpec, world: World) -> tuple[np.ndarray, np.ndarray]:
@@ -81,11 +89,17 @@ def build_probes(spec: DataSpec, world: World, stream: StreamState, seed: int,
   revealed = np.asarray(stream.revealed_ExA)
   num_entities = int(stream.crp.num_entities)
   A = spec.num_attributes
-  ent, attr, kind = [], [], []
-  bins = occurrence_bin(counts[:num_entities])
+  ent, attr, kind, weight = [], [], [], []
+  bins = np.minimum(occurrence_bin(counts[:num_entities]), num_bins - 1)
+  facts_K = revealed[:num_entities].sum(-1)
   for b in range(num_bins):
-    members = np.flatnonzero((bins == b) & revealed[:num_entities].any(-1))
-    for k in rng.permutation(members)[:per_bin]:
+    members = np.flatnonzero((bins == b) & (facts_K > 0))
+    chosen = rng.permutation(members)[:per_bin]
+    # Ratio estimator of a sum over the bin's revealed facts: an entity drawn uniformly
+    # from the bin stands for its r_k revealed facts; weights sum to the bin's total.
+    if len(chosen):
+      weight += list(facts_K[chosen] * facts_K[members].sum() / facts_K[chosen].sum())
+    for k in chosen:
       ent.append(k); attr.append(rng.choice(np.flatnonzero(revealed[k]))); kind.append(KNOWLEDGE)
   unrevealed = np.flatnonzero((counts[:num_entities] > 0) & ~revealed[:num_entities].all(-1))
   for k in rng.permutation(unrevealed)[:num_fresh]:
@@ -96,16 +110,17 @@ def build_probes(spec: DataSpec, world: World, stream: StreamState, seed: int,
   # Pad to a fixed size (kind -1) so one compiled probe step serves every eval.
   size = per_bin * num_bins + 2 * num_fresh
   pad = size - len(ent)
+  weight = np.asarray(weight + [0.0] * (size - len(weight)), np.float64)
   kind = np.asarray(kind + [-1] * pad, np.int32)
   ent = np.asarray(ent + [0] * pad, np.int32)
   attr = np.asarray(attr + [0] * pad, np.int32)
   safe = np.minimum(ent, len(counts) - 1)
   count = np.where((kind == KNOWLEDGE) | (kind == UNREVEALED), counts[safe], 0).astype(np.int32)
-  return make_probes(spec, world, ent, attr, kind, count)
+  return make_probes(spec, world, ent, attr, kind, count, weight)
 
 
 def make_probes(spec: DataSpec, world: World, entity_P, attribute_P, kind_P,
-                count_P) -> ProbeSet:
+                count_P, weight_P=None) -> ProbeSet:
   """Prompts (name + the attribute's template prefix) for given entities and attributes."""
   ent, attr = np.asarray(entity_P, np.int32), np.asarray(attribute_P, np.int32)
   with jax.enable_x64(True):
@@ -122,7 +137,8 @@ def make_probes(spec: DataSpec, world: World, entity_P, attribute_P, kind_P,
   count = np.asarray(count_P, np.int32)
   return ProbeSet(inputs, (length - 1).astype(np.int32),
                   (spec.val0 + attr * spec.values_per_attribute + values).astype(np.int32),
-                  attr, np.asarray(kind_P, np.int32), occurrence_bin(count), count)
+                  attr, np.asarray(kind_P, np.int32), occurrence_bin(count), count,
+                  np.zeros(len(ent)) if weight_P is None else np.asarray(weight_P, np.float64))
 
 
 def concat_probes(*sets: ProbeSet) -> ProbeSet:
@@ -139,8 +155,9 @@ def probe_logits(params, cfg: model_lib.ModelConfig, width, probes: ProbeSet) ->
 def probe_stats(logits_PxV: jax.Array, probes: ProbeSet, spec: DataSpec,
                 confident: float) -> dict[str, jax.Array]:
   """Per probe, from any predictor's logits: correct (top-1 over the vocabulary), bits of the
-  true value, and over the attribute's V values (renormalised): top-1 probability, entropy
-  (bits), KL(predictor || H_a) (bits), confident (top-1 > `confident`)."""
+  true value, prior_bits = -log2 H_a(true value), stored = max(0, prior_bits - bits), and
+  over the attribute's V values (renormalised): top-1 probability, entropy (bits),
+  KL(predictor || H_a) (bits), confident (top-1 > `confident`)."""
   logp = jax.nn.log_softmax(logits_PxV, -1) / jnp.log(2.0)
   target = jnp.asarray(probes.value_token_P)
   correct = jnp.argmax(logp, -1) == target
@@ -152,10 +169,12 @@ def probe_stats(logits_PxV: jax.Array, probes: ProbeSet, spec: DataSpec,
   p = jnp.exp2(sub)
   top1 = p.max(-1)
   entropy = -jnp.where(p > 0, p * sub, 0.0).sum(-1)
-  log_h = jnp.asarray(value_log2_probs(spec), sub.dtype)[None, :]
-  kl = jnp.where(p > 0, p * (sub - log_h), 0.0).sum(-1)
+  log_h = jnp.asarray(value_log2_probs(spec), sub.dtype)
+  kl = jnp.where(p > 0, p * (sub - log_h[None, :]), 0.0).sum(-1)
+  prior_bits = -log_h[jnp.clip(target - first, 0, V - 1)]
   return {"correct": correct, "bits": bits, "top1": top1, "entropy": entropy, "kl": kl,
-          "confident": top1 > confident}
+          "confident": top1 > confident, "prior_bits": prior_bits,
+          "stored": jnp.maximum(prior_bits - bits, 0.0)}
 
 
 def bayes_hallucination(spec: DataSpec, confident: float) -> dict[str, float]:
@@ -170,12 +189,20 @@ def summarise(outputs: dict[str, np.ndarray], probes: ProbeSet, num_bins: int) -
   """Host-side per-bin and per-kind means of one model's probe outputs."""
   out = {"knowledge": {}, "hallucination": {}}
   know = probes.kind_P == KNOWLEDGE
+  bins = np.minimum(probes.bin_P, num_bins - 1)
   for b in range(num_bins):
-    sel = know & (probes.bin_P == b)
+    sel = know & (bins == b)
     if sel.any():
-      out["knowledge"][bin_label(b)] = {
+      w = probes.weight_P[sel]
+      out["knowledge"][bin_label(b, open_ended=b == num_bins - 1)] = {
           "n": int(sel.sum()), "accuracy": float(outputs["correct"][sel].mean()),
-          "bits": float(outputs["bits"][sel].mean())}
+          "bits": float(outputs["bits"][sel].mean()), "facts": float(w.sum()),
+          "stored_bits": float(np.dot(w, outputs["stored"][sel])),
+          "fact_entropy_bits": float(np.dot(w, outputs["prior_bits"][sel]))}
+  if know.any():
+    k = out["knowledge"].values()
+    out["capacity"] = {key: float(sum(v[key] for v in k))
+                       for key in ("facts", "stored_bits", "fact_entropy_bits")}
   injected = probes.kind_P == INJECTED
   if injected.any():
     out["injected"] = {}

@@ -41,6 +41,42 @@ def expected_num_entities(alpha: float, beta: float, n) -> np.ndarray | float:
   return float(out[0]) if scalar else out
 
 
+def _log_rising(x, k):
+  """log (x)_k = log Gamma(x + k) - log Gamma(x), for x > 0 (vectorised)."""
+  return special.gammaln(np.add(x, k)) - special.gammaln(x)
+
+
+def expected_blocks_of_size(alpha: float, beta: float, n: int, sizes) -> np.ndarray:
+  """E[M_{j,n}]: expected number of entities seen exactly j times after n draws (beta > 0).
+
+  Pitman's formula: C(n, j) (1-alpha)_{j-1} (beta+alpha)_{n-j} / (beta+1)_{n-1}
+  (sums to E[K_n] over j and to n when weighted by j).
+  """
+  j = np.asarray(sizes, dtype=np.float64)
+  log_choose = special.gammaln(n + 1) - special.gammaln(j + 1) - special.gammaln(n - j + 1)
+  out = np.exp(log_choose + _log_rising(1 - alpha, j - 1) + _log_rising(beta + alpha, n - j)
+               - _log_rising(beta + 1, n - 1))
+  return np.where((j >= 1) & (j <= n), out, 0.0)
+
+
+def expected_fact_singleton_fraction(alpha: float, beta: float, n: int,
+                                     attribute_probs) -> float:
+  """E[facts seen once] / E[facts seen] after n sentences (beta > 0).
+
+  Each sentence states one fact (entity k, attribute a), a ~ pi independent of k, so an
+  entity seen j times has attribute counts Multinomial(j, pi): E[singletons | j] =
+  sum_a j pi_a (1-pi_a)^(j-1), E[distinct | j] = sum_a 1 - (1-pi_a)^j. As n grows, block
+  sizes follow the Sibuya law with pgf G(z) = 1 - (1-z)^alpha; the ratio of the two
+  sums tends to sum_a G'(1-pi_a) pi_a / sum_a (1 - G(1-pi_a)) = alpha for every pi.
+  """
+  pi = np.asarray(attribute_probs, np.float64)[None, :]
+  j = np.arange(1, n + 1, dtype=np.float64)[:, None]
+  m = expected_blocks_of_size(alpha, beta, n, j[:, 0])
+  singles = (j * pi * (1 - pi) ** (j - 1)).sum(-1)
+  distinct = (1 - (1 - pi) ** j).sum(-1)
+  return float(np.dot(m, singles) / np.dot(m, distinct))
+
+
 def heaps_exponent(alpha: float) -> float:
   """Distinct entities grow as n**alpha (alpha > 0)."""
   return alpha

@@ -14,9 +14,11 @@ and appends one metrics row per (step, model) to WORKDIR/metrics.jsonl:
 Roles: name, syntax, value, end. All code lengths are in bits.
 
 At every `eval_every` step (stream mode), WORKDIR/probes.jsonl gets one row per model
-(`kcompress.probes`): knowledge accuracy and bits of the true value per occurrence bin,
-and hallucination figures on fresh entities and unrevealed facts beside the Bayes
-predictor's. At every `eval_every` step (both modes), WORKDIR/ksf.jsonl gets one row per
+(`kcompress.probes`): knowledge accuracy, bits of the true value and stored knowledge bits
+per occurrence bin, capacity (stored bits over all revealed facts), hallucination figures
+on fresh entities and unrevealed facts beside the Bayes predictor's, and the stream's facts
+(`kcompress.data.stats.fact_singletons`: revealed, singletons, singleton_fraction,
+missing_mass). At every `eval_every` step (both modes), WORKDIR/ksf.jsonl gets one row per
 model (`kcompress.two_part`): data_bits (the model's code of the run's data x, bits,
 estimated on `config.ksf.sample_batches` batches), quantised = [{precision,
 complexity_bits, data_bits}] (two-part codes with quantised parameters), preq_bits,
@@ -42,7 +44,7 @@ from absl import logging
 from kcompress import checkpoint, metrics, model as model_lib, probes, step as step_lib, sweep
 from kcompress import mesh as mesh_lib, two_part
 from kcompress import data
-from kcompress.data import roles, source
+from kcompress.data import roles, source, stats as data_stats
 from kcompress.data.spec import BOS
 
 # Fields a run may change when it resumes (full dotted names).
@@ -386,13 +388,14 @@ def run(config, workdir: str) -> dict:
       pset = probes.concat_probes(pset, finetune.injected_probes(
           spec, pipe.world, plan, step_done, config.probe.seed + step_done))
     outs = jax.device_get(probe_step(state, pset))
+    facts = data_stats.fact_singletons(stream.fact_counts_ExA)
     rows = []
     for i, (width, seed) in enumerate(models):
       mine = {k: np.asarray(v[i]) for k, v in outs.items()}
       rows.append(dict(step=step_done, width=width, seed=seed, params=param_counts[i],
                        tokens_seen=step_done * tokens_per_step,
                        **probes.summarise(mine, pset, config.probe.num_bins),
-                       bayes_hallucination=bayes_halluc))
+                       bayes_hallucination=bayes_halluc, facts=facts))
     probe_writer.write(rows)
 
   def save(step_done: int):

@@ -1,5 +1,6 @@
 """The Syntax-Knowledge generator and its exact Bayes code (SPEC sections 2-3)."""
 
+import functools
 import math
 
 import jax
@@ -56,6 +57,16 @@ def test_pycrp_predictive_matches_spec():
   assert abs(z) < 4
 
 
+HEAPS_BETA, HEAPS_N, HEAPS_SEEDS = 5.0, 50_000, 8
+
+
+@functools.lru_cache(maxsize=None)
+def _heaps_streams(alpha):
+  """(world, state, sentences) of HEAPS_SEEDS streams of HEAPS_N sentences (host numpy)."""
+  spec = _spec(alpha=alpha, beta=HEAPS_BETA, name_alphabet=64, name_length=4)
+  return jax.device_get(data.generate_streams(spec, range(HEAPS_SEEDS), HEAPS_N)[:3])
+
+
 @pytest.mark.parametrize("alpha", [0.3, 0.5, 0.7])
 def test_heaps_law(alpha):
   """Mean K_n matches the exact E[K_n]; Heaps slopes center on alpha.
@@ -66,10 +77,8 @@ def test_heaps_law(alpha):
   (which differs from alpha by a known finite-n correction), within 4 se plus that
   correction's size.
   """
-  beta, n, seeds = 5.0, 50_000, 8
-  spec = _spec(alpha=alpha, beta=beta, name_alphabet=64, name_length=4)
-  out = jax.device_get(data.generate_streams(spec, range(seeds), n))
-  sentences = out[2]
+  beta, n, seeds = HEAPS_BETA, HEAPS_N, HEAPS_SEEDS
+  sentences = _heaps_streams(alpha)[2]
   k_n = sentences.is_new_N.sum(-1)
   exact = theory.expected_num_entities(alpha, beta, n)
   se = k_n.std(ddof=1) / math.sqrt(seeds)
@@ -82,6 +91,42 @@ def test_heaps_law(alpha):
   assert abs(slopes.mean() - alpha) < 4 * slope_se + abs(exact_slope - alpha) + 0.01
   # Zipf: ranked counts fall with rank (the fitted exponent is reported, not tuned).
   assert stats.zipf_slope(sentences.entity_N[0]) < 0
+
+
+@pytest.mark.parametrize("alpha", [0.3, 0.5, 0.7])
+def test_fact_singleton_fraction_tends_to_alpha(alpha):
+  """Facts seen once among revealed facts: measured = exact finite-n expectation -> alpha.
+
+  The expectation at n (`theory.expected_fact_singleton_fraction`, from Pitman's E[M_j,n]
+  and multinomial thinning by each world's attribute probabilities) is a ratio of
+  expectations; the mean ratio differs from it by O(1/K) with K ~ 10^3-10^4 revealed facts,
+  so the tolerance is 4 standard errors of the mean over seeds plus 2/K. The limit is
+  alpha (Sibuya thinning identity); the finite-n gap shrinks with n.
+  """
+  world, state, _ = _heaps_streams(alpha)
+  A = state.fact_counts_ExA.shape[-1]
+  measured, expected, revealed = [], [], []
+  for s in range(HEAPS_SEEDS):
+    g = stats.fact_singletons(state.fact_counts_ExA[s])
+    pi = np.bincount(world.attribute_T[s], weights=world.theta_T[s], minlength=A)
+    measured.append(g["singleton_fraction"]); revealed.append(g["revealed"])
+    expected.append(theory.expected_fact_singleton_fraction(alpha, HEAPS_BETA, HEAPS_N, pi))
+    assert g["occurrences"] == HEAPS_N   # one fact per sentence
+  diff = np.array(measured) - np.array(expected)
+  se = diff.std(ddof=1) / math.sqrt(HEAPS_SEEDS)
+  assert abs(diff.mean()) < 4 * se + 2 / min(revealed)
+  gaps = [theory.expected_fact_singleton_fraction(alpha, HEAPS_BETA, n, [0.1, 0.2, 0.3, 0.4])
+          - alpha for n in (10**3, 10**4, 10**5, 10**6)]
+  assert all(g > 0 for g in gaps) and np.all(np.diff(gaps) < 0) and gaps[-1] < 0.015
+
+
+def test_expected_blocks_of_size_sum_rules():
+  """sum_j E[M_j,n] = E[K_n] and sum_j j E[M_j,n] = n (Pitman's formula, checked exactly)."""
+  for alpha, beta, n in [(0.5, 10.0, 2000), (0.3, 1.0, 500), (0.0, 3.0, 300)]:
+    j = np.arange(1, n + 1)
+    m = theory.expected_blocks_of_size(alpha, beta, n, j)
+    assert m.sum() == pytest.approx(theory.expected_num_entities(alpha, beta, n), rel=1e-9)
+    assert (j * m).sum() == pytest.approx(n, rel=1e-9)
 
 
 def test_expected_num_entities_recursion():

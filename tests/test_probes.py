@@ -67,3 +67,60 @@ def test_base_measure_predictor_gets_bayes_hallucination(probe_set):
     for key in ("top1", "entropy", "kl", "confident"):
       assert abs(s["hallucination"][kind][key] - bayes[key]) < 1e-5, (kind, key)
   assert bayes["kl"] == 0.0 and bayes["confident"] == 1.0  # Zipf top value > 0.1
+
+
+def test_knowledge_probe_weights_cover_every_revealed_fact(probe_set):
+  """Weights of each bin sum to its revealed facts; the open last bin leaves none out."""
+  spec, _, state, ps = probe_set
+  know = ps.kind_P == probes.KNOWLEDGE
+  assert np.all(ps.weight_P[know] > 0) and np.all(ps.weight_P[~know] == 0)
+  revealed = np.asarray(state.revealed_ExA).sum()
+  assert ps.weight_P.sum() == pytest.approx(revealed, rel=1e-9)
+  counts = np.asarray(state.entity_counts_E)
+  facts_K = np.asarray(state.revealed_ExA).sum(-1)
+  last = counts >= 2 ** 5   # bins 0-4 closed, bin 5 = '32+'
+  sel = know & (ps.count_P >= 2 ** 5)
+  assert ps.weight_P[sel].sum() == pytest.approx(facts_K[last].sum(), rel=1e-9)
+  s = probes.summarise({k: np.zeros(len(ps.kind_P)) for k in
+                        ("correct", "bits", "prior_bits", "stored", "top1", "entropy", "kl",
+                         "confident")}, ps, 6)
+  assert "32+" in s["knowledge"] and s["capacity"]["facts"] == pytest.approx(revealed)
+
+
+def test_capacity_zero_for_base_measure_and_full_for_truth(probe_set):
+  """Stored bits: 0 for the H_a predictor, the facts' whole entropy for the truth predictor."""
+  spec, _, state, ps = probe_set
+  V = spec.values_per_attribute
+  log_h = data.world.value_log2_probs(spec)
+  base = np.full((len(ps.kind_P), spec.vocab_size), -1e9, np.float32)
+  for i, a in enumerate(ps.attribute_P):
+    base[i, spec.val0 + a * V: spec.val0 + (a + 1) * V] = log_h * np.log(2.0)
+  out = jax.device_get(probes.probe_stats(jnp.asarray(base), ps, spec, 0.5))
+  cap = probes.summarise(out, ps, 6)["capacity"]
+  assert cap["stored_bits"] == pytest.approx(0.0, abs=1e-3 * cap["facts"])
+  assert cap["fact_entropy_bits"] > 0
+  truth = jax.nn.one_hot(ps.value_token_P, spec.vocab_size) * 50.0
+  out = jax.device_get(probes.probe_stats(truth, ps, spec, 0.5))
+  cap = probes.summarise(out, ps, 6)["capacity"]
+  assert cap["stored_bits"] == pytest.approx(cap["fact_entropy_bits"], rel=1e-5)
+  # The estimate of the facts' entropy is sum_i w_i (-log2 H_a(v_i)): between the facts
+  # times the cheapest and the dearest value's code length.
+  assert -log_h.max() * cap["facts"] <= cap["fact_entropy_bits"] <= -log_h.min() * cap["facts"]
+
+
+def test_capacity_uniform_base_is_log2_v_per_fact():
+  """With uniform H_a, a truth predictor stores exactly log2 V_a bits per revealed fact."""
+  cfg = get_config().data
+  spec = data.data_spec(cfg)
+  assert spec.value_base == "uniform"
+  world = source.x64(data.draw_world)(spec, jax.random.PRNGKey(1))
+  st, _ = source.x64(jax.jit(data.generate_sentences, static_argnums=(0, 3)))(
+      spec, world, data.init_stream(spec, 2000), 2000)
+  st = jax.device_get(st)
+  ps = probes.build_probes(spec, world, st, 0, 8, 4, 8)
+  out = jax.device_get(probes.probe_stats(
+      jax.nn.one_hot(ps.value_token_P, spec.vocab_size) * 50.0, ps, spec, 0.5))
+  cap = probes.summarise(out, ps, 4)["capacity"]
+  revealed = int(np.asarray(st.revealed_ExA).sum())
+  assert cap["facts"] == pytest.approx(revealed)
+  assert cap["stored_bits"] == pytest.approx(revealed * np.log2(spec.values_per_attribute), rel=1e-5)

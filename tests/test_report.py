@@ -14,7 +14,7 @@ from kcompress import metrics, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FILES = ("code_lengths.png", "bits_by_role.png", "scaling.png", "knowledge.png",
-         "hallucination.png", "ksf.png", "report.md", "summary.json")
+         "hallucination.png", "capacity.png", "ksf.png", "report.md", "summary.json")
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +60,13 @@ def test_analysis_writes_every_file_and_is_reproducible(tiny_workdir):
   assert {k.split("/")[0] for k in t["final"]} == {str(w) for w in cfg.model.widths}
   for m in t["final"].values():
     assert m["prequential_complexity_bits"] is not None
+  for m in summary["models"].values():
+    c = m["knowledge_capacity"]
+    assert 0 <= c["stored_bits"] <= c["fact_entropy_bits"]
+    assert c["bits_per_param"] == pytest.approx(c["stored_bits"] / m["params"])
+  f = summary["hallucination_floor"]
+  assert 0 < f["singleton_fraction"] <= 1 and f["alpha"] == cfg.data.alpha
+  assert f["missing_mass"] <= f["singleton_fraction"]
   # The analysis needs nothing but the files: a copy of the workdir without checkpoints works,
   # and a second run reproduces summary.json byte for byte.
   copy = tiny_workdir + "-files-only"

@@ -80,12 +80,27 @@ def first_within(model: np.ndarray, floor: np.ndarray, steps: np.ndarray, tol: f
   return int(steps[hit[0]]) if len(hit) else None
 
 
+def _bin_start(label: str) -> int:
+  """The lower edge of an occurrence-bin label: '4-7' -> 4, '512+' -> 512."""
+  return int(label.split("-")[0].rstrip("+"))
+
+
 def frequency_at_half_accuracy(knowledge: dict) -> float | None:
   """Smallest occurrence count (bin's lower edge) whose accuracy reaches 50%, else None."""
-  for label, v in sorted(knowledge.items(), key=lambda kv: int(kv[0].split("-")[0])):
+  for label, v in sorted(knowledge.items(), key=lambda kv: _bin_start(kv[0])):
     if v["accuracy"] >= 0.5:
-      return float(label.split("-")[0])
+      return float(_bin_start(label))
   return None
+
+
+def capacity(probe_row: dict, params: int) -> dict | None:
+  """Knowledge stored by one model at one eval (bits, and bits per unpadded parameter)."""
+  c = probe_row.get("capacity")
+  if not c:
+    return None
+  return {**c, "params": params, "bits_per_param": c["stored_bits"] / params,
+          "fraction_stored": (c["stored_bits"] / c["fact_entropy_bits"]
+                              if c["fact_entropy_bits"] else None)}
 
 
 def summarize(run: dict) -> dict:
@@ -126,6 +141,7 @@ def summarize(run: dict) -> dict:
                                         if last_probe else None),
         "fresh_confident_rate": (last_probe["hallucination"].get("fresh", {}).get("confident")
                                  if last_probe else None),
+        "knowledge_capacity": capacity(last_probe, last["params"]) if last_probe else None,
         "frozen_step": last["frozen_step"],
     }
     finals.append(float(np.nanmean(_series(rows, "loss_bits")[tail])))
@@ -147,8 +163,24 @@ def summarize(run: dict) -> dict:
       "oracle": _oracle_summary(run["oracle"]),
       "two_part": _ksf_summary(run),
       "finetune": _finetune_summary(run),
+      "hallucination_floor": _floor_summary(run, per_model),
       "tokens": run["compressors"].get("num_tokens"),
   }
+
+
+def _floor_summary(run: dict, per_model: dict) -> dict | None:
+  """Good-Turing figures of the revealed facts at the last eval, beside each model's
+  confident-answer rate on never-seen entities (Kalai & Vempala: a calibrated model
+  hallucinates at about the singleton rate)."""
+  rows = next(iter(run["probes"].values()), [])
+  if not rows or "facts" not in rows[-1]:
+    return None
+  f = rows[-1]["facts"]
+  return {"step": rows[-1]["step"], "alpha": run["config"]["data"]["alpha"],
+          "singleton_fraction": f["singleton_fraction"], "missing_mass": f["missing_mass"],
+          "revealed_facts": f["revealed"],
+          "fresh_confident_rate": {str(m["width"]): m["fresh_confident_rate"]
+                                   for m in per_model.values()}}
 
 
 def two_part_points(run: dict) -> list[dict]:
@@ -187,10 +219,6 @@ def _ksf_summary(run: dict) -> dict | None:
           "hull": [[float(a), float(b)] for a, b in zip(hull_c, hull_d)],
           "best": {**best, "total_bits": best["complexity_bits"] + best["data_bits"]},
           "final": per_model}
-
-
-def _bin_start(label: str) -> int:
-  return int(label.split("-")[0])
 
 
 def _finetune_summary(run: dict) -> dict | None:
@@ -238,8 +266,15 @@ def _plt():
   return plt
 
 
-def _save(fig, path: str) -> None:
-  fig.tight_layout()
+def _save(fig, path: str, legend_from=None, legend_rows: int = 2) -> None:
+  """Saves at 120 dpi; `legend_from` (an axis): its legend goes below all panels."""
+  if legend_from is not None:
+    handles, labels = legend_from.get_legend_handles_labels()
+    ncol = -(-len(labels) // legend_rows)
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.06 * legend_rows + 0.02, 1, 1))
+  else:
+    fig.tight_layout()
   fig.savefig(path, dpi=120)
   _plt().close(fig)
 
@@ -299,7 +334,7 @@ def figure_knowledge(run: dict, path: str) -> None:
     return
   fig, axes = plt.subplots(1, len(models) + 1, figsize=(3.4 * (len(models) + 1), 3.8))
   labels = sorted({lab for rows in run["probes"].values() for r in rows for lab in r["knowledge"]},
-                  key=lambda s: int(s.split("-")[0]))
+                  key=_bin_start)
   for ax, key in zip(axes, models):
     rows = run["probes"][key]
     grid = np.array([[r["knowledge"].get(lab, {}).get("accuracy", np.nan) for lab in labels]
@@ -316,7 +351,7 @@ def figure_knowledge(run: dict, path: str) -> None:
   ax = axes[-1]
   for key in models:
     last = run["probes"][key][-1]["knowledge"]
-    xs = [int(l.split("-")[0]) for l in labels if l in last]
+    xs = [_bin_start(l) for l in labels if l in last]
     ax.plot(xs, [last[l]["accuracy"] for l in labels if l in last], "o-", label=f"width {key[0]}")
   ax.set_xscale("log", base=2)
   ax.set_xlabel("entity occurrences (bin start)")
@@ -330,21 +365,62 @@ def figure_hallucination(run: dict, path: str) -> None:
   plt = _plt()
   if not run["probes"]:
     return
-  fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+  fig, axes = plt.subplots(1, 2, figsize=(11, 5))
   for key, rows in run["probes"].items():
     steps = [r["step"] for r in rows]
     for ax, metric in zip(axes, ("confident", "kl")):
       ax.plot(steps, [r["hallucination"]["fresh"][metric] for r in rows], "o-",
               label=f"width {key[0]} (fresh)")
-  bayes = next(iter(run["probes"].values()))[0]["bayes_hallucination"]
+  first = next(iter(run["probes"].values()))
+  if "facts" in first[0]:
+    axes[0].plot([r["step"] for r in first], [r["facts"]["singleton_fraction"] for r in first],
+                 "k:", lw=2, label="singleton fraction of revealed facts (Good-Turing floor)")
+    axes[0].axhline(run["config"]["data"]["alpha"], color="0.5", ls="-.",
+                    label="alpha (singleton-fraction limit)")
+  bayes = first[0]["bayes_hallucination"]
   for ax, metric, label in zip(axes, ("confident", "kl"),
                                ("confident-answer rate on unseen entities",
                                 "KL(model || H_a) on unseen entities (bits)")):
     ax.axhline(bayes[metric], color="k", ls="--", label="Bayes predictor")
     ax.set_xlabel("step")
     ax.set_ylabel(label)
-  axes[0].legend(fontsize=7)
-  _save(fig, path)
+  axes[0].set_ylim(-0.02, 1.02)
+  _save(fig, path, legend_from=axes[0], legend_rows=3)
+
+
+REFERENCE_BITS_PER_PARAM = 2.0   # Allen-Zhu & Li (2024): ~2 bits/param at ~1000 exposures
+
+
+def figure_capacity(run: dict, path: str) -> None:
+  """Knowledge stored (bits per unpadded parameter) vs step, and by occurrence bin."""
+  plt = _plt()
+  if not any("capacity" in r for rows in run["probes"].values() for r in rows):
+    return
+  fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+  for (width, seed), rows in run["probes"].items():
+    rows = [r for r in rows if "capacity" in r]
+    bpp = np.array([r["capacity"]["stored_bits"] / r["params"] for r in rows])
+    axes[0].plot([r["step"] for r in rows], np.where(bpp > 0, bpp, np.nan), "o-", ms=3,
+                 label=f"width {width} ({rows[-1]['params']:,} params)")
+    last = rows[-1]["knowledge"]
+    labels = sorted((l for l in last if last[l]["fact_entropy_bits"] > 0), key=_bin_start)
+    axes[1].plot([_bin_start(l) for l in labels],
+                 [last[l]["stored_bits"] / last[l]["fact_entropy_bits"] for l in labels], "o-",
+                 label=f"width {width}")
+  axes[0].axhline(REFERENCE_BITS_PER_PARAM, color="k", ls="--",
+                  label="~2 bits/param (facts seen ~1000 times, Allen-Zhu & Li)")
+  axes[0].set_yscale("log")
+  axes[0].set_xlabel("step")
+  axes[0].set_ylabel("knowledge stored (bits / parameter)")
+  axes[0].set_title("stored fact bits per parameter", fontsize=9)
+  axes[1].axvline(1000, color="0.5", ls=":", label="~1000 exposures")
+  axes[1].set_xscale("log", base=2)
+  axes[1].set_ylim(-0.02, 1.02)
+  axes[1].set_xlabel("entity occurrences so far (bin start)")
+  axes[1].set_ylabel("stored bits / fact entropy")
+  axes[1].set_title("share of each bin's fact entropy stored (last eval)", fontsize=9)
+  axes[1].legend(fontsize=7, loc="upper left")
+  _save(fig, path, legend_from=axes[0], legend_rows=3)
 
 
 def figure_scaling(run: dict, summary: dict, path: str) -> None:
@@ -483,7 +559,21 @@ def _readings(summary: dict) -> dict[str, str]:
   lines["knowledge"] = (f"Occurrences needed for 50% top-1 accuracy on a revealed fact at the last "
                         f"eval: {half} (None: no bin reached 50%).")
   conf = ", ".join(f"width {m['width']}: {m['fresh_confident_rate']}" for m in models.values())
-  lines["hallucination"] = f"Confident-answer rate on never-seen entities at the last eval: {conf}."
+  floor = summary.get("hallucination_floor")
+  lines["hallucination"] = (
+      f"Confident-answer rate on never-seen entities at the last eval: {conf}. "
+      + (f"Hallucination floor: {floor['singleton_fraction']:.3f} of the "
+         f"{floor['revealed_facts']:,} revealed facts were seen exactly once (Good-Turing; "
+         f"tends to alpha = {floor['alpha']} as the stream grows); the Good-Turing mass of "
+         f"never-seen facts is {floor['missing_mass']:.4f}." if floor else ""))
+  caps = [(m["width"], m["knowledge_capacity"]) for m in models.values() if m["knowledge_capacity"]]
+  lines["capacity"] = (
+      "Knowledge stored at the last eval (sum over revealed facts of max(0, prior bits - model "
+      "bits of the true value)): " + "; ".join(
+          f"width {w}: {c['stored_bits']:,.0f} bits of {c['fact_entropy_bits']:,.0f} "
+          f"({c['bits_per_param']:.4f} bits/param)" for w, c in caps)
+      + f". Reference: about {REFERENCE_BITS_PER_PARAM:g} bits/param for facts seen ~1000 times."
+      if caps else "No capacity figures (no knowledge probes).")
   exps = ", ".join(f"width {m['width']}: {m['data_fit']['a']:.2f} "
                    f"[{m['data_fit']['a_ci'][0]:.2f}, {m['data_fit']['a_ci'][1]:.2f}]"
                    for m in models.values() if m["data_fit"])
@@ -543,6 +633,7 @@ def write_report(workdir: str) -> dict:
   figure_scaling(run, summary, os.path.join(out, "scaling.png"))
   figure_knowledge(run, os.path.join(out, "knowledge.png"))
   figure_hallucination(run, os.path.join(out, "hallucination.png"))
+  figure_capacity(run, os.path.join(out, "capacity.png"))
   figure_ksf(run, os.path.join(out, "ksf.png"))
   figure_finetune(run, summary, os.path.join(out, "finetune.png"))
   with open(os.path.join(out, "summary.json"), "w") as f:
@@ -554,6 +645,7 @@ def write_report(workdir: str) -> dict:
         "## Scaling", "![](scaling.png)", "", r["scaling"], "",
         "## Knowledge acquisition", "![](knowledge.png)", "", r["knowledge"], "",
         "## Hallucination", "![](hallucination.png)", "", r["hallucination"], "",
+        "## Knowledge capacity", "![](capacity.png)", "", r["capacity"], "",
         "## Structure function", "![](ksf.png)", "", r["ksf"], "", r["two_part"], ""]
   if "finetune" in r:
     md += ["## Fine-tuning", "![](finetune.png)", "", r["finetune"], ""]

@@ -191,7 +191,7 @@ def grow_batch_state(spec: DataSpec, state: BatchState, batch_size: int,
     stream = stream._replace(
         crp=stream.crp._replace(repeats_C=pad(stream.crp.repeats_C, capacity)),
         entity_counts_E=pad(stream.entity_counts_E, entities),
-        revealed_ExA=pad(stream.revealed_ExA, entities))
+        fact_counts_ExA=pad(stream.fact_counts_ExA, entities))
     fresh = batch_init(spec, batch_size, 1).buffer
     fill = int(state.fill)
     if fill > fresh.token.shape[0]:

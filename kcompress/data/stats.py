@@ -38,3 +38,20 @@ def zipf_slope(entity_N, min_count: int = 5) -> float:
     return float("nan")
   ranks = np.unique(np.geomspace(1, top, 50).astype(np.int64))
   return loglog_slope(ranks, counts[ranks - 1])
+
+
+def fact_singletons(fact_counts) -> dict[str, float]:
+  """Good-Turing figures of the facts revealed so far, from occurrence counts [E, A].
+
+  singleton_fraction = N1 / K (facts seen exactly once among revealed facts; tends to
+  alpha under Pitman-Yor, see `theory.expected_fact_singleton_fraction`);
+  missing_mass = N1 / n (the Good-Turing estimate of the probability that the next
+  sentence states a fact never seen before; decays as n^(alpha-1)).
+  """
+  counts = np.asarray(fact_counts, np.int64).reshape(-1)
+  revealed = int(np.count_nonzero(counts))
+  singles = int(np.count_nonzero(counts == 1))
+  total = int(counts.sum())
+  return {"revealed": revealed, "singletons": singles, "occurrences": total,
+          "singleton_fraction": singles / revealed if revealed else float("nan"),
+          "missing_mass": singles / total if total else float("nan")}

@@ -22,13 +22,18 @@ class StreamState(NamedTuple):
   """Everything the stream remembers. E = entity capacity, A attributes, T, F, S syntax."""
   crp: pycrp.CRPState
   entity_counts_E: jax.Array       # int32: occurrences of each entity so far
-  revealed_ExA: jax.Array          # bool: fact (k, a) revealed so far
+  fact_counts_ExA: jax.Array       # int32: occurrences of fact (k, a) so far
   template_counts_T: jax.Array     # int32: uses of each template so far
   synonym_counts_TxFxS: jax.Array  # int32: uses of each synonym of each slot so far
 
   @property
   def num_sentences(self) -> jax.Array:
     return self.crp.index
+
+  @property
+  def revealed_ExA(self) -> jax.Array:
+    """bool: fact (k, a) revealed so far."""
+    return self.fact_counts_ExA > 0
 
 
 class Sentences(NamedTuple):
@@ -54,7 +59,7 @@ def init_stream(spec: DataSpec, capacity: int) -> StreamState:
   return StreamState(
       crp=pycrp.crp_init(capacity),
       entity_counts_E=jnp.zeros((E,), jnp.int32),
-      revealed_ExA=jnp.zeros((E, spec.num_attributes), bool),
+      fact_counts_ExA=jnp.zeros((E, spec.num_attributes), jnp.int32),
       template_counts_T=jnp.zeros((spec.num_templates,), jnp.int32),
       synonym_counts_TxFxS=jnp.zeros(
           (spec.num_templates, spec.max_fillers, spec.synonyms_per_slot), jnp.int32))
@@ -161,13 +166,13 @@ def count_history(spec: DataSpec, state: StreamState,
   syn_rank = synonym_ranks(template_N, template_rank_N, synonym_NxF, T, S)
   syn_base = state.synonym_counts_TxFxS.reshape(-1)[jnp.where(used_NxF, syn_key_NxF, 0)]
   synonym_count_before_NxF = jnp.where(used_NxF, syn_base + syn_rank, 0)
-  first_reveal_N = (~state.revealed_ExA[entity_N, raw.attribute_N]) & (
+  first_reveal_N = (state.fact_counts_ExA[entity_N, raw.attribute_N] == 0) & (
       rank_within_groups(entity_N * A + raw.attribute_N) == 0)
 
   new_state = StreamState(
       crp=state.crp,
       entity_counts_E=state.entity_counts_E.at[entity_N].add(1),
-      revealed_ExA=state.revealed_ExA.at[entity_N, raw.attribute_N].set(True),
+      fact_counts_ExA=state.fact_counts_ExA.at[entity_N, raw.attribute_N].add(1),
       template_counts_T=state.template_counts_T.at[template_N].add(1),
       synonym_counts_TxFxS=state.synonym_counts_TxFxS.reshape(-1).at[
           jnp.where(used_NxF, syn_key_NxF, T * F * S)].add(1, mode="drop").reshape(T, F, S))
