@@ -3,7 +3,7 @@
   python -m kcompress.bench data [--num_sentences=1000000] [--repeats=5]
   python -m kcompress.bench sweep [--config=configs/sweep.py[:gpu]]
   XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m kcompress.bench sharded
-  python -m kcompress.bench compress [--workdir=DIR] [--compress_sentences=1000]
+  python -m kcompress.bench compress [--compress_workdir=DIR] [--compress_sentences=1000]
 
 `data`: generator throughput (tokens/s, generate + render + pack) and Bayes-code
 throughput (sentences/s, counts + bits from the raw draws), medians over repeats,
@@ -37,7 +37,7 @@ _CONFIG = config_flags.DEFINE_config_file("config", "configs/sweep.py", "Config 
                                           lock_config=True)
 _NUM = flags.DEFINE_integer("num_sentences", 1_000_000, "Stream length for `data`.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repeats (the median is reported).")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory for `compress` (default: train "
+_WORKDIR = flags.DEFINE_string("compress_workdir", None, "Run directory for `compress` (default: train "
                                ":tiny in a temporary directory).")
 _COMPRESS_SENTENCES = flags.DEFINE_integer("compress_sentences", 1000,
                                            "Fresh sentences coded by `compress`.")

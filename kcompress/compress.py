@@ -186,22 +186,24 @@ def compress(workdir: str, model: str | None, num_sentences: int, step: int | No
 
 # ----------------------------------------------------------------------------- CLI
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A kcompress run directory.")
-_MODEL = flags.DEFINE_string("model", None, "WIDTH[,SEED] of the sweep (default: widest).")
-_STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
-_NUM = flags.DEFINE_integer("num_sentences", 1000, "Sentences of fresh stream to code.")
-
 
 def main(argv):
   del argv
-  if not _WORKDIR.value:
+  f = flags.FLAGS
+  if not f.workdir:
     raise app.UsageError("--workdir is required")
   try:
-    result = compress(_WORKDIR.value, _MODEL.value, _NUM.value, _STEP.value)
+    result = compress(f.workdir, f.model, f.num_sentences, f.step)
   except (FileNotFoundError, ValueError) as e:
     raise app.UsageError(str(e)) from None
   print(json.dumps(result))
 
 
 if __name__ == "__main__":
+  # Defined here, not at import, so that other entry points (kcompress.bench) can import
+  # this module beside their own flags of the same names.
+  flags.DEFINE_string("workdir", None, "A kcompress run directory.")
+  flags.DEFINE_string("model", None, "WIDTH[,SEED] of the sweep (default: widest).")
+  flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+  flags.DEFINE_integer("num_sentences", 1000, "Sentences of fresh stream to code.")
   app.run(main)
