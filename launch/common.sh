@@ -6,6 +6,9 @@
 #   default_workdir    runs/<config file stem>[-<variant>]   (configs/sweep.py:tiny -> runs/sweep-tiny)
 #   run_cmd CMD...     prints "+ CMD" (shell-quoted); runs it unless DRY_RUN=1
 #   python_cmd EXTRA.. the `python -m kcompress.main` command line (array PY_CMD)
+#   wait_all KIND LOG  waits for the background PIDS; on the first failure names it
+#                      ("KIND i exited with status S; log: LOG with %d = i"), prints the
+#                      log's tail, kills the rest; sets STATUS (0 when all succeed)
 
 DRY_RUN=0
 CONFIG=""
@@ -62,4 +65,33 @@ run_cmd() {
 
 python_cmd() {
   PY_CMD=("${KC_PYTHON:-python}" -m kcompress.main "$@" "${ARGS[@]}")
+}
+
+PIDS=()
+
+wait_all() {
+  local kind="$1" log_format="$2" remaining=${#PIDS[@]} i pid other log
+  STATUS=0
+  while ((remaining > 0)); do
+    for i in "${!PIDS[@]}"; do
+      pid="${PIDS[$i]}"
+      [[ -z "$pid" ]] && continue
+      kill -0 "$pid" 2> /dev/null && continue
+      wait "$pid" || STATUS=$?
+      PIDS[i]=""
+      remaining=$((remaining - 1))
+      if ((STATUS != 0)); then
+        # shellcheck disable=SC2059  # the format is the caller's log path pattern
+        log="$(printf "$log_format" "$i")"
+        echo "error: $kind $i exited with status $STATUS; log: $log" >&2
+        tail -n 20 "$log" >&2 || true
+        for other in "${PIDS[@]}"; do
+          [[ -n "$other" ]] && kill "$other" 2> /dev/null || true
+        done
+        wait || true
+        return 0
+      fi
+    done
+    sleep 0.2
+  done
 }

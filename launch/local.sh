@@ -28,7 +28,6 @@ WORKDIR="${KC_WORKDIR:-$(default_workdir)}"
 LOGDIR="${KC_LOGDIR:-$WORKDIR/logs}"
 
 run_cmd mkdir -p "$LOGDIR"
-PIDS=()
 for ((i = 0; i < NUM; i++)); do
   if [[ "$PLATFORM" == cpu ]]; then
     ENV=(env JAX_PLATFORMS=cpu "XLA_FLAGS=--xla_force_host_platform_device_count=$DEVICES")
@@ -46,27 +45,6 @@ done
 [[ "$DRY_RUN" == 1 ]] && exit 0
 
 # Wait for all; on the first failure kill the rest and name the failed process.
-remaining=$NUM
-while ((remaining > 0)); do
-  for i in "${!PIDS[@]}"; do
-    pid="${PIDS[$i]}"
-    [[ -z "$pid" ]] && continue
-    if ! kill -0 "$pid" 2> /dev/null; then
-      status=0
-      wait "$pid" || status=$?
-      PIDS[i]=""
-      remaining=$((remaining - 1))
-      if ((status != 0)); then
-        echo "error: process $i exited with status $status; log: $LOGDIR/process_$i.log" >&2
-        tail -n 20 "$LOGDIR/process_$i.log" >&2 || true
-        for other in "${PIDS[@]}"; do
-          [[ -n "$other" ]] && kill "$other" 2> /dev/null || true
-        done
-        wait || true
-        exit "$status"
-      fi
-    fi
-  done
-  sleep 0.2
-done
+wait_all process "$LOGDIR/process_%d.log"
+((STATUS == 0)) || exit "$STATUS"
 echo "all $NUM processes finished; metrics and report in $WORKDIR"

@@ -59,7 +59,6 @@ run_cmd "${GCLOUD[@]}" ssh "$NAME" --worker=all "${WHERE[@]}" \
 python_cmd --distributed=auto "--workdir=$WORKDIR"
 REMOTE="cd kcompress && $(quote_cmd "${PY_CMD[@]}")"
 run_cmd mkdir -p "$LOGDIR"
-PIDS=()
 for ((i = 0; i < WORKERS; i++)); do
   CMD=("${GCLOUD[@]}" ssh "$NAME" "--worker=$i" "${WHERE[@]}" "--command=$REMOTE")
   echo "+ $(quote_cmd "${CMD[@]}") > $(printf '%q' "$LOGDIR/worker_$i.log") 2>&1 &"
@@ -68,33 +67,11 @@ for ((i = 0; i < WORKERS; i++)); do
     PIDS+=("$!")
   fi
 done
-status=0
-if [[ "$DRY_RUN" == 0 ]]; then
-  remaining=$WORKERS
-  while ((remaining > 0 && status == 0)); do
-    for i in "${!PIDS[@]}"; do
-      pid="${PIDS[$i]}"
-      [[ -z "$pid" ]] && continue
-      if ! kill -0 "$pid" 2> /dev/null; then
-        wait "$pid" || status=$?
-        PIDS[i]=""
-        remaining=$((remaining - 1))
-        if ((status != 0)); then
-          echo "error: worker $i failed (status $status); log: $LOGDIR/worker_$i.log" >&2
-          tail -n 20 "$LOGDIR/worker_$i.log" >&2 || true
-          for other in "${PIDS[@]}"; do
-            [[ -n "$other" ]] && kill "$other" 2> /dev/null || true
-          done
-          break
-        fi
-      fi
-    done
-    sleep 1
-  done
-fi
+STATUS=0
+[[ "$DRY_RUN" == 0 ]] && wait_all worker "$LOGDIR/worker_%d.log"
 
 # 4. Optionally delete the VM.
 if [[ "${KC_DELETE:-0}" == 1 ]]; then
   run_cmd "${GCLOUD[@]}" delete "$NAME" "${WHERE[@]}" --quiet
 fi
-exit "$status"
+exit "$STATUS"

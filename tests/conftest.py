@@ -18,3 +18,18 @@ import jax  # noqa: E402  (after the environment, so this process uses the cache
 jax.config.update("jax_compilation_cache_dir", _CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_workdir(tmp_path_factory):
+  """A `:tiny` sweep trained 40 steps in-process, shared read-only by the tests that only
+  read a finished run (its report/ directory is the analysis tests' to write)."""
+  from configs.sweep import get_config
+  from kcompress import train
+  workdir = str(tmp_path_factory.mktemp("tiny40"))
+  cfg = get_config("tiny")
+  cfg.train.num_steps = 40
+  train.run(cfg, workdir)
+  return workdir

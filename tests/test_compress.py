@@ -3,21 +3,11 @@
 import numpy as np
 import pytest
 
-from configs.sweep import get_config
-from kcompress import compress, train
+from kcompress import compress
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-  path = str(tmp_path_factory.mktemp("compress"))
-  cfg = get_config("tiny")
-  cfg.train.num_steps = 30
-  train.run(cfg, path)
-  return path
-
-
-def test_round_trip_and_overhead_bound(tiny_run):
-  out = compress.compress(tiny_run, "16", num_sentences=150)
+def test_round_trip_and_overhead_bound(tiny_workdir):
+  out = compress.compress(tiny_workdir, "16", num_sentences=150)
   assert out["roundtrip_ok"]
   assert out["width"] == 16 and out["num_sentences"] >= 150
   # The ideal code length is the model's own summed log-loss on the same tokens (float32
@@ -35,8 +25,8 @@ def test_round_trip_and_overhead_bound(tiny_run):
   assert 0 < out["bayes_bits"] < out["bits_ideal"]   # an undertrained model is above the floor
 
 
-def test_decoding_wrong_words_does_not_round_trip(tiny_run):
-  restored = compress.workdir_lib.restore(tiny_run)
+def test_decoding_wrong_words_does_not_round_trip(tiny_workdir):
+  restored = compress.workdir_lib.restore(tiny_workdir)
   cfg, params, width = compress.workdir_lib.model_params(restored, 0)
   batch, _, _ = compress.fresh_batches(restored, 20)
   probs = compress.column_distributions(params, cfg, width, batch["inputs_BxL"])
@@ -50,6 +40,6 @@ def test_decoding_wrong_words_does_not_round_trip(tiny_run):
                             targets)
 
 
-def test_bad_model_is_named(tiny_run):
+def test_bad_model_is_named(tiny_workdir):
   with pytest.raises(ValueError, match="--model=48: not in this sweep"):
-    compress.compress(tiny_run, "48", num_sentences=10, decode=False)
+    compress.compress(tiny_workdir, "48", num_sentences=10, decode=False)

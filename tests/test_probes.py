@@ -53,14 +53,19 @@ def test_true_value_predictor_gets_accuracy_one(probe_set):
   assert all(v["bits"] < 1e-6 for v in s["knowledge"].values())
 
 
-def test_base_measure_predictor_gets_bayes_hallucination(probe_set):
-  spec, _, _, ps = probe_set
+def _base_measure_logits(spec, ps):
+  """Logits of the predictor that answers H_a over the probed attribute's values."""
   V = spec.values_per_attribute
   log_h = data.world.value_log2_probs(spec)
   logits = np.full((len(ps.kind_P), spec.vocab_size), -1e9, np.float32)
   for i, a in enumerate(ps.attribute_P):
     logits[i, spec.val0 + a * V: spec.val0 + (a + 1) * V] = log_h * np.log(2.0)
-  out = jax.device_get(probes.probe_stats(jnp.asarray(logits), ps, spec, 0.1))
+  return jnp.asarray(logits)
+
+
+def test_base_measure_predictor_gets_bayes_hallucination(probe_set):
+  spec, _, _, ps = probe_set
+  out = jax.device_get(probes.probe_stats(_base_measure_logits(spec, ps), ps, spec, 0.1))
   s = probes.summarise(out, ps, 6)
   bayes = probes.bayes_hallucination(spec, 0.1)
   for kind in ("fresh", "unrevealed"):
@@ -90,12 +95,8 @@ def test_knowledge_probe_weights_cover_every_revealed_fact(probe_set):
 def test_capacity_zero_for_base_measure_and_full_for_truth(probe_set):
   """Stored bits: 0 for the H_a predictor, the facts' whole entropy for the truth predictor."""
   spec, _, state, ps = probe_set
-  V = spec.values_per_attribute
   log_h = data.world.value_log2_probs(spec)
-  base = np.full((len(ps.kind_P), spec.vocab_size), -1e9, np.float32)
-  for i, a in enumerate(ps.attribute_P):
-    base[i, spec.val0 + a * V: spec.val0 + (a + 1) * V] = log_h * np.log(2.0)
-  out = jax.device_get(probes.probe_stats(jnp.asarray(base), ps, spec, 0.5))
+  out = jax.device_get(probes.probe_stats(_base_measure_logits(spec, ps), ps, spec, 0.5))
   cap = probes.summarise(out, ps, 6)["capacity"]
   assert cap["stored_bits"] == pytest.approx(0.0, abs=1e-3 * cap["facts"])
   assert cap["fact_entropy_bits"] > 0

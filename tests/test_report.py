@@ -10,20 +10,11 @@ import numpy as np
 import pytest
 
 from configs.sweep import get_config
-from kcompress import metrics, train
+from kcompress import metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FILES = ("code_lengths.png", "bits_by_role.png", "scaling.png", "knowledge.png",
          "hallucination.png", "capacity.png", "ksf.png", "report.md", "summary.json")
-
-
-@pytest.fixture(scope="module")
-def tiny_workdir(tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp("report"))
-  cfg = get_config("tiny")
-  cfg.train.num_steps = 40
-  train.run(cfg, workdir)
-  return workdir
 
 
 def _analysis(workdir):

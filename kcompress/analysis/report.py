@@ -184,7 +184,8 @@ def _floor_summary(run: dict, per_model: dict) -> dict | None:
 
 
 def two_part_points(run: dict) -> list[dict]:
-  """Every (complexity, data) point of ksf.jsonl: quantised codes and prequential estimates."""
+  """Every finite (complexity, data) point of ksf.jsonl: quantised codes and prequential
+  estimates (a diverged model's NaN points are left out)."""
   points = []
   for (width, seed), rows in run["ksf"].items():
     for r in rows:
@@ -195,7 +196,7 @@ def two_part_points(run: dict) -> list[dict]:
       if r["prequential_complexity_bits"] is not None:
         points.append({**base, "kind": "prequential", "data_bits": r["data_bits"],
                        "complexity_bits": max(r["prequential_complexity_bits"], 0.0)})
-  return points
+  return [p for p in points if np.isfinite(p["complexity_bits"]) and np.isfinite(p["data_bits"])]
 
 
 def _ksf_summary(run: dict) -> dict | None:
