@@ -4,7 +4,7 @@ A probe is a prompt = an entity's name + a template's prefix up to its value slo
 the model's next-token distribution is read at the value slot.
 
 - knowledge: entities seen so far, binned by occurrences (bin b holds counts in
-  [2^b, 2^(b+1)): 1, 2-3, 4-7, ...; the last bin is open: 512+), asked about a fact
+  [2^b, 2^(b+1)): 1, 2-3, 4-7, ...; the last bin is open, e.g. 512+), asked about a fact
   already revealed. Per bin: top-1 accuracy (argmax over the whole vocabulary), mean
   bits of the true value, and the knowledge stored in the model: per fact
   max(0, -log2 H_a(v) - model bits of v) (= max(0, log2 V_a - bits) for uniform H_a),
@@ -61,7 +61,6 @@ def bin_label(b: int, open_ended: bool = False) -> str:
   if open_ended:
     return f"{lo}+"
   return str(lo) if lo == hi else f"{lo}-{hi}"
-
 
 
 def _prefixes(spec: DataSpec, world: World) -> tuple[np.ndarray, np.ndarray]:
