@@ -40,20 +40,11 @@ def is_finetune(config) -> bool:
   return bool(config.get("init_from"))
 
 
-def _flat(d, prefix=""):
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flat(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = list(v) if isinstance(v, (list, tuple)) else v
-  return out
-
-
 def check_compatible(config, pretrained) -> None:
   """The fine-tuning config must describe the pretrained run's data, models and seeds."""
-  new = _flat({k: json.loads(config.to_json())[k] for k in COMPATIBLE_SECTIONS})
-  old = _flat({k: json.loads(pretrained.to_json())[k] for k in COMPATIBLE_SECTIONS})
+  from kcompress.train import flatten
+  new = flatten({k: json.loads(config.to_json())[k] for k in COMPATIBLE_SECTIONS})
+  old = flatten({k: json.loads(pretrained.to_json())[k] for k in COMPATIBLE_SECTIONS})
   differ = sorted(k for k in set(new) | set(old) if new.get(k) != old.get(k))
   if differ:
     detail = ", ".join(f"config.{k}: {old.get(k)!r} (pretrained) vs {new.get(k)!r}"
@@ -116,8 +107,7 @@ def resolve(config):
   if config.train.num_steps > 0:
     return config
   spec = data.data_spec(config.data)
-  world = source.x64(data.draw_world)(spec, jax.random.PRNGKey(config.seed))
-  plan = make_plan(spec, world, config)
+  plan = make_plan(spec, source.host_world(spec, config.seed), config)
   resolved = config.copy_and_resolve_references()
   with resolved.unlocked():
     resolved.train.num_steps = int(plan.slots_TxB.shape[0])
@@ -131,7 +121,8 @@ def check_name_space(spec: DataSpec, plan: Plan, batch_state) -> None:
   from kcompress import theory
   sentences = int(batch_state.stream.crp.index) + source.batch_capacity(
       spec, plan.slots_TxB.shape[1], plan.slots_TxB.shape[0])
-  first = int(plan.injection.entity_J.min()) if len(plan.injection.entity_J) else spec.name_space
+  first = first_injected_id(plan)
+  first = spec.name_space if first is None else first
   expected = theory.expected_num_entities(spec.alpha, spec.beta, sentences)
   if 2 * expected > first:
     raise ValueError(f"config.data: the name space ({spec.name_space} names) is too small for "
@@ -139,6 +130,10 @@ def check_name_space(spec: DataSpec, plan: Plan, batch_state) -> None:
                      f"{sentences} sentences (E[K_n] = {expected:.0f}); raise name_alphabet or "
                      f"name_length")
 
+
+def first_injected_id(plan: Plan) -> int | None:
+  """The lowest injected entity id (injected ids sit at the top of the name space)."""
+  return int(plan.injection.entity_J.min()) if len(plan.injection.entity_J) else None
 
 
 def load_start(config, setup):
@@ -164,8 +159,8 @@ def make_pipe(spec: DataSpec, config, world, start_batch_state):
   from kcompress import train
   plan = make_plan(spec, world, config)
   batch_size, num_steps = config.train.batch_size, config.train.num_steps
-  first = int(plan.injection.entity_J.min()) if len(plan.injection.entity_J) else None
-  grown = source.grow_batch_state(spec, start_batch_state, batch_size, num_steps, first)
+  grown = source.grow_batch_state(spec, start_batch_state, batch_size, num_steps,
+                                  first_injected_id(plan))
   check_name_space(spec, plan, grown)
   rows, slots = plan.injection.rows, plan.slots_TxB   # host numpy: jit constants
   with jax.enable_x64(True):
@@ -173,7 +168,8 @@ def make_pipe(spec: DataSpec, config, world, start_batch_state):
 
   @jax.jit
   def step(state: FinetuneState):
-    batch_state, replay = source.next_batch(spec, jax.tree.map(jnp.asarray, world), state.batch, batch_size)
+    batch_state, replay = source.next_batch(spec, jax.tree.map(jnp.asarray, world), state.batch,
+                                            batch_size)
     slot_B = jnp.asarray(slots)[jnp.minimum(state.step, slots.shape[0] - 1)]
     safe = jnp.maximum(slot_B, 0)
     mixed = jax.tree.map(
@@ -206,7 +202,3 @@ def injected_probes(spec: DataSpec, world, plan: Plan, steps_done: int,
       ent[j], attr[j] = k, rng.choice(np.unique(inj.attribute_N[mine]))
       kind[j], count[j] = probes_lib.INJECTED, mine.sum()
   return probes_lib.make_probes(spec, world, ent, attr, kind, count)
-
-
-def effective_replay_fraction(plan: Plan) -> float:
-  return float((plan.slots_TxB < 0).mean()) if plan.slots_TxB.size else 1.0

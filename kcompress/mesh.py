@@ -4,7 +4,8 @@
 leaves). Train states (leading model axis M) are sharded over `model`, batches (leading
 row axis B) over `data`; the generator state, metrics and probe outputs are replicated,
 so every process can read them. Everything on the device is a global `jax.Array`
-(multi-process runs included): host values enter through `put`, leave through `to_host`.
+(multi-process runs included): host values enter through `put`; what the host reads
+back (metrics, probe outputs, checkpointed states) is replicated first.
 On one device the mesh is 1x1 and nothing changes.
 """
 
@@ -59,9 +60,3 @@ def put(tree, sharding: NamedSharding):
     x = np.asarray(jax.device_get(x))
     return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
   return jax.tree.map(one, tree)
-
-
-def to_host(tree, mesh: Mesh):
-  """Global arrays -> host numpy on every process (gathers sharded arrays first)."""
-  full = jax.jit(lambda t: t, out_shardings=replicated(mesh))(tree)
-  return jax.device_get(full)

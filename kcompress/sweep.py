@@ -95,19 +95,22 @@ def place(layout: Layout, states: list, mesh=None) -> list:
   return out
 
 
+def _real_rows(layout: Layout, per_bucket: list) -> list:
+  """Per-bucket trees with placed model axes -> the same trees cut to the real models."""
+  return [jax.tree.map(lambda x, n=len(idx): x[:n], t)
+          for t, (_, idx) in zip(per_bucket, layout.buckets)]
+
+
 def unplace(layout: Layout, states: list, mesh=None) -> list:
   """Placed states -> the real models' rows (replicated on a mesh): what checkpoints hold."""
-  sizes = [len(idx) for _, idx in layout.buckets]
-  real = lambda sts: [jax.tree.map(lambda x, n=n: x[:n], s) for s, n in zip(sts, sizes)]
   if mesh is None:
-    return real(states)
-  return jax.jit(real, out_shardings=mesh_lib.replicated(mesh))(states)
+    return _real_rows(layout, states)
+  return jax.jit(lambda s: _real_rows(layout, s), out_shardings=mesh_lib.replicated(mesh))(states)
 
 
 def _concat_real(layout: Layout, outs: list):
   """Per-bucket outputs with placed model axes -> one leading axis over the real models."""
-  return jax.tree.map(lambda *x: jnp.concatenate(x), *[
-      jax.tree.map(lambda y, n=len(idx): y[:n], o) for o, (_, idx) in zip(outs, layout.buckets)])
+  return jax.tree.map(lambda *x: jnp.concatenate(x), *_real_rows(layout, outs))
 
 
 def make_step(layout: Layout, optimizer, optim_cfg, num_steps: int, mesh=None):

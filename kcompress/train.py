@@ -92,12 +92,13 @@ def validate(config) -> None:
       raise ValueError(f"config.{field}={config[field]}: must be >= 1")
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
+def flatten(d: dict, prefix: str = "") -> dict:
+  """Nested config dict -> {"section.key": value} (tuples as lists, as JSON has them)."""
   out = {}
   for k, v in d.items():
     key = f"{prefix}{k}"
     if isinstance(v, dict):
-      out.update(_flatten(v, key + "."))
+      out.update(flatten(v, key + "."))
     else:
       out[key] = list(v) if isinstance(v, (list, tuple)) else v
   return out
@@ -109,8 +110,8 @@ def check_workdir(workdir: str, config) -> None:
   if not os.path.exists(path):
     return
   with open(path) as f:
-    old = _flatten(json.load(f))
-  new = _flatten(json.loads(config.to_json()))
+    old = flatten(json.load(f))
+  new = flatten(json.loads(config.to_json()))
   differ = sorted(k for k in set(old) | set(new)
                   if old.get(k) != new.get(k) and k not in _IGNORED_FOR_RESUME)
   if differ:
@@ -192,7 +193,7 @@ def make_data_pipe(spec: data.DataSpec, config) -> DataPipe:
   batch_size, num_steps = config.train.batch_size, config.train.num_steps
   # Captured arrays stay host numpy (jit constants), so the data step runs wherever its
   # state lives: one device, or replicated over a mesh.
-  world = jax.device_get(source.x64(data.draw_world)(spec, jax.random.PRNGKey(config.seed)))
+  world = source.host_world(spec, config.seed)
   if config.data.num_sentences > 0:
     rows = source.dataset_rows(spec, config.seed, config.data.num_sentences)
     if rows.token.shape[0] < batch_size:
@@ -225,7 +226,7 @@ def initial(setup: Setup):
   if not finetune.is_finetune(config):
     return setup.init_state(), make_data_pipe(setup.spec, config), None
   states, batch_state, _ = finetune.load_start(config, setup)
-  world = jax.device_get(source.x64(data.draw_world)(setup.spec, jax.random.PRNGKey(config.seed)))
+  world = source.host_world(setup.spec, config.seed)
   pipe, plan = finetune.make_pipe(setup.spec, config, world, batch_state)
   return states, pipe, plan
 
@@ -343,20 +344,19 @@ def run(config, workdir: str) -> dict:
     logging.info("resumed from step %d", start)
     print(f"resuming {workdir} from step {start}", flush=True)
   probes_path = os.path.join(workdir, "probes.jsonl")
+  ksf_path = os.path.join(workdir, "ksf.jsonl")
   if is_writer:
     # A fine-tuning run also evaluates before its first step (rows of step 0).
     keep = start if start or plan is None else -1
     metrics.truncate_after(metrics_path, start)
     metrics.truncate_after(probes_path, keep)
+    metrics.truncate_after(ksf_path, keep)
   writer = metrics.Writer(metrics_path, enabled=is_writer)
   probe_writer = metrics.Writer(probes_path, enabled=is_writer and pipe.world is not None)
   state = sweep.place(layout, real_state, mesh)
   del real_state
   probe_step = sweep.make_probe_step(layout, spec, config.probe.confident, mesh)
   bayes_halluc = probes.bayes_hallucination(spec, config.probe.confident)
-  ksf_path = os.path.join(workdir, "ksf.jsonl")
-  if is_writer:
-    metrics.truncate_after(ksf_path, keep)
   ksf_writer = metrics.Writer(ksf_path, enabled=is_writer)
   ksf_sample = two_part.sample_batches(pipe, num_steps, config.ksf.sample_batches)
   scorers = [two_part.make_scorer(cfg) for cfg, _ in layout.buckets]

@@ -20,9 +20,9 @@ import numpy as np
 from kcompress.data import roles
 from kcompress.data.bayes import SentenceBits
 from kcompress.data.spec import END, DataSpec
-from kcompress.data.stream import Sentences, _draw_syntax
+from kcompress.data.stream import Sentences, rank_within_groups, sentences_of
 from kcompress.data.tokens import Tokens, pack, render
-from kcompress.data.world import World, fact_values
+from kcompress.data.world import World
 
 INJECTED_INDEX_BASE = 1 << 30
 
@@ -72,21 +72,16 @@ def plan_injection(spec: DataSpec, world: World, repetitions, per_count: int,
 def _render_injected(spec: DataSpec, world: World, entity_N: jax.Array):
   n = entity_N.shape[0]
   index_N = INJECTED_INDEX_BASE + jnp.arange(n, dtype=jnp.int32)
-  template_N, synonym_NxF = _draw_syntax(spec, world, index_N)
-  attribute_N = world.attribute_T[template_N]
-  length_N = (spec.name_length + world.num_fillers_T[template_N] + 2).astype(jnp.int32)
+  raw = sentences_of(spec, world, index_N, entity_N, rank_within_groups(entity_N) == 0)
   zeros_N = jnp.zeros((n,), jnp.int32)
-  order = jnp.argsort(entity_N, stable=True)
-  is_first = jnp.zeros((n,), bool).at[order].set(
-      jnp.concatenate([jnp.ones((1,), bool), entity_N[order][1:] != entity_N[order][:-1]]))
   sentences = Sentences(
-      index_N=index_N, entity_N=entity_N, is_new_N=is_first, entities_before_N=zeros_N,
-      occurrences_before_N=zeros_N, template_N=template_N, template_count_before_N=zeros_N,
-      synonym_NxF=synonym_NxF, synonym_count_before_NxF=jnp.zeros_like(synonym_NxF),
-      attribute_N=attribute_N, value_N=fact_values(spec, world, entity_N, attribute_N),
-      first_reveal_N=jnp.zeros((n,), bool), length_N=length_N)
+      index_N=index_N, entity_N=entity_N, is_new_N=raw.is_new_N, entities_before_N=zeros_N,
+      occurrences_before_N=zeros_N, template_N=raw.template_N, template_count_before_N=zeros_N,
+      synonym_NxF=raw.synonym_NxF, synonym_count_before_NxF=jnp.zeros_like(raw.synonym_NxF),
+      attribute_N=raw.attribute_N, value_N=raw.value_N,
+      first_reveal_N=jnp.zeros((n,), bool), length_N=raw.length_N)
   zf = jnp.zeros((n,), jnp.float64)
-  bits = SentenceBits(zf, zf, zf, jnp.zeros(synonym_NxF.shape, jnp.float64), zf)
+  bits = SentenceBits(zf, zf, zf, jnp.zeros(raw.synonym_NxF.shape, jnp.float64), zf)
   rendered, valid = render(spec, world, sentences, bits)
   size = n * spec.max_sentence_length + spec.context_length   # room to pad the last row
-  return pack(rendered, valid, length_N, size), attribute_N, length_N
+  return pack(rendered, valid, raw.length_N, size), raw.attribute_N, raw.length_N

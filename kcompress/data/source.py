@@ -31,6 +31,11 @@ def x64(fn):
   return wrapped
 
 
+def host_world(spec: DataSpec, seed: int):
+  """The World of `seed` as host numpy (jit constants wherever the data step runs)."""
+  return jax.device_get(x64(draw_world)(spec, jax.random.PRNGKey(seed)))
+
+
 class Stream(NamedTuple):
   """A whole stream of N sentences. tokens: flat Tokens of num_tokens (host numpy)."""
   world: World

@@ -141,12 +141,19 @@ def draw_sentences(spec: DataSpec, world: World, crp: pycrp.CRPState, max_entiti
   crp_after, entity_N, is_new_N = pycrp.pycrp_draw(spec.alpha, spec.beta, max_entities,
                                                    world.key_entities, crp, num)
   index_N = crp.index + jnp.arange(num, dtype=jnp.int32)
+  return crp_after, sentences_of(spec, world, index_N, entity_N, is_new_N)
+
+
+def sentences_of(spec: DataSpec, world: World, index_N: jax.Array, entity_N: jax.Array,
+                 is_new_N: jax.Array) -> RawSentences:
+  """The sentences of given entities at given sentence indices: syntax (pure in the
+  index), the revealed attribute, its value and the length in tokens."""
   template_N, synonym_NxF = _draw_syntax(spec, world, index_N)
   attribute_N = world.attribute_T[template_N]
   value_N = fact_values(spec, world, entity_N, attribute_N)
   length_N = (spec.name_length + world.num_fillers_T[template_N] + 2).astype(jnp.int32)
-  return crp_after, RawSentences(index_N, entity_N, is_new_N, template_N, synonym_NxF,
-                                 attribute_N, value_N, length_N)
+  return RawSentences(index_N, entity_N, is_new_N, template_N, synonym_NxF, attribute_N,
+                      value_N, length_N)
 
 
 def count_history(spec: DataSpec, state: StreamState,
