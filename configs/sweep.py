@@ -40,6 +40,8 @@ def data_config() -> ml_collections.ConfigDict:
   d.gamma_synonym = 0.5         # Dirichlet concentration of theta_s
   # Packing.
   d.context_length = 64         # tokens per row
+  d.packing = "sentence"        # "sentence": rows of whole sentences, tails padded (no
+                                # loss, no Bayes bits); "stream": the stream cut into rows
   d.num_sentences = 0           # 0: infinite stream; N > 0: finite dataset of N sentences
   return d
 

@@ -11,8 +11,10 @@ are coded column by column (position t of every row, then t + 1): the decoder
 recomputes the same distributions from the prefixes it has decoded, one batched
 forward pass per position.
 
-Prints ONE JSON line: bits_actual (size of the compressed words), bits_ideal (sum of
--log2 p under the float model), overhead_bits, roundtrip_ok, bayes_bits (the exact
+Rows are laid out as in training (sentence packing: whole sentences, padded tails); a
+header sends each row's number of stream tokens (`header_bits`), and padding is never
+coded. Prints ONE JSON line: bits_actual (size of the compressed words), header_bits,
+bits_total (both), bits_ideal (sum of -log2 p under the float model), overhead_bits, roundtrip_ok, bayes_bits (the exact
 Bayes code of the same tokens), compressors_bits (gzip, bz2, xz, zstd of the same
 tokens), tokens per second of the coder alone (encode) and with the model's
 forward passes (encode_with_model; decode always includes them).
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import time
 
 import jax
@@ -37,8 +40,8 @@ import numpy as np
 from absl import app, flags
 
 from kcompress import compressors, model as model_lib, step as step_lib, workdir as workdir_lib
-from kcompress.data.roles import END
-from kcompress.data.spec import BOS
+from kcompress.data.roles import END, NUM_ROLES
+from kcompress.data.spec import BOS, END as END_TOKEN
 
 PRECISION_BITS = 24   # constriction's default probability precision for 32-bit words
 WORD_BITS = 32
@@ -49,6 +52,11 @@ def overhead_bound_bits(num_tokens: int, vocab_size: int) -> float:
   per_token = (-np.log2(1 - vocab_size * 2.0 ** -PRECISION_BITS)
                + np.log2(1 + 2.0 ** (PRECISION_BITS - WORD_BITS)))
   return float(num_tokens * per_token + 2 * WORD_BITS)
+
+
+def row_length_header_bits(num_rows: int, context: int) -> int:
+  """Bits that send every row's number of stream tokens (0..C): ceil(log2(C + 1)) each."""
+  return int(num_rows * math.ceil(math.log2(context + 1)))
 
 
 def pick_model(restored, model: str | None) -> int:
@@ -126,19 +134,26 @@ def encode(symbols_N: np.ndarray, probs_NxV: np.ndarray) -> np.ndarray:
   return encoder.get_compressed()
 
 
-def decode_rows(words: np.ndarray, params, cfg, width: int, shape: tuple[int, int]) -> np.ndarray:
+def decode_rows(words: np.ndarray, params, cfg, width: int, shape: tuple[int, int],
+                lengths_R: np.ndarray | None = None) -> np.ndarray:
   """Decodes R rows of C tokens, column by column: the model runs on the decoded prefixes
-  of all rows at once (the decoder never sees the original tokens)."""
+  of all rows at once (the decoder never sees the original tokens). `lengths_R`: stream
+  tokens per row (sentence packing; sent in the header); the tail of a row is padding
+  (END), never coded."""
   import constriction
   decoder = constriction.stream.queue.RangeDecoder(words)
   R, C = shape
+  lengths_R = np.full(R, C) if lengths_R is None else np.asarray(lengths_R)
   fn, family = _distribution_fn(cfg), _categorical()
   inputs = np.zeros((R, C), np.int32)
   inputs[:, 0] = BOS
-  out = np.zeros((R, C), np.int32)
+  out = np.full((R, C), END_TOKEN, np.int32)
   for t in range(C):
+    coded = t < lengths_R
+    if not coded.any():
+      break
     p = _probs(fn(params, width, _prefix(inputs, t), t))
-    out[:, t] = decoder.decode(family, p)
+    out[coded, t] = decoder.decode(family, p[coded])
     if t + 1 < C:
       inputs[:, t + 1] = out[:, t]
   return out
@@ -152,22 +167,27 @@ def compress(workdir: str, model: str | None, num_sentences: int, step: int | No
   cfg, params, width = workdir_lib.model_params(restored, i)
   batch, bayes_bits, ended = fresh_batches(restored, num_sentences)
   targets = batch["targets_BxL"]
+  # Padding is a row's tail (sentence packing): the header sends each row's length.
+  lengths_R = (batch["roles_BxL"] < NUM_ROLES).sum(1)
+  header_bits = row_length_header_bits(*targets.shape)
   _distribution_fn(cfg)(params, width, np.zeros_like(batch["inputs_BxL"]), 0)   # compile, untimed
   t0 = time.perf_counter()
   probs = column_distributions(params, cfg, width, batch["inputs_BxL"])   # [C, R, V]
   model_s = time.perf_counter() - t0
-  n = targets.size
-  symbols = targets.T.reshape(-1)             # column-major, as the decoder needs them
-  p_flat = probs.reshape(n, -1)
+  coded_CxR = np.arange(targets.shape[1])[:, None] < lengths_R[None, :]
+  symbols = targets.T[coded_CxR]              # column-major, as the decoder needs them
+  p_flat = probs[coded_CxR]
+  n = symbols.size
   ideal = float(-np.log2(p_flat[np.arange(n), symbols]).sum())
   model_bits = float(jnp.sum(step_lib.token_bits(params, cfg, width, {
-      "inputs_BxL": jnp.asarray(batch["inputs_BxL"]), "targets_BxL": jnp.asarray(targets)})))
+      k: jnp.asarray(batch[k]) for k in ("inputs_BxL", "targets_BxL", "roles_BxL")})))
   t0 = time.perf_counter()
   words = encode(symbols, p_flat)
   encode_s = time.perf_counter() - t0
   out = {"workdir": workdir, "step": restored.step, "width": restored.setup.models[i][0],
          "seed": restored.setup.models[i][1], "num_tokens": int(n), "num_sentences": ended,
          "bits_actual": int(words.size * WORD_BITS), "bits_ideal": ideal,
+         "header_bits": header_bits, "bits_total": int(words.size * WORD_BITS) + header_bits,
          "model_log_loss_bits": model_bits,
          "overhead_bits": words.size * WORD_BITS - ideal,
          "overhead_bits_per_token": (words.size * WORD_BITS - ideal) / n,
@@ -178,7 +198,7 @@ def compress(workdir: str, model: str | None, num_sentences: int, step: int | No
          "encode_with_model_tokens_per_s": n / (encode_s + model_s)}
   if decode:
     t0 = time.perf_counter()
-    decoded = decode_rows(words, params, cfg, width, targets.shape)
+    decoded = decode_rows(words, params, cfg, width, targets.shape, lengths_R)
     out["decode_tokens_per_s"] = n / (time.perf_counter() - t0)
     out["roundtrip_ok"] = bool(np.array_equal(decoded, targets))
   return out

@@ -93,11 +93,20 @@ def init_sweep(cfg: model_lib.ModelConfig, optim_cfg, optimizer, widths_M, seeds
   return jax.jit(jax.vmap(one))(widths_M, seeds_M, lrs)
 
 
+def is_real(roles_BxL: jax.Array) -> jax.Array:
+  """bool [B, L]: a stream token (not row padding, roles.PAD)."""
+  return roles_BxL < NUM_ROLES
+
+
 def token_bits(params, cfg: model_lib.ModelConfig, width, batch: dict) -> jax.Array:
-  """-log2 p(target) of every token, [B, L] float32 bits."""
+  """-log2 p(target) of every token, [B, L] float32 bits; 0 on row padding (when the batch
+  has `roles_BxL`), so every sum of it is a code length of the stream tokens alone."""
   logits = model_lib.apply(params, cfg, batch["inputs_BxL"], width)
   nats = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets_BxL"])
-  return nats * BITS_PER_NAT
+  bits = nats * BITS_PER_NAT
+  if "roles_BxL" in batch:
+    bits = jnp.where(is_real(batch["roles_BxL"]), bits, 0.0)
+  return bits
 
 
 def bits_by_role(bits_BxL: jax.Array, roles_BxL: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -110,9 +119,11 @@ def train_step(cfg: model_lib.ModelConfig, optimizer, schedule, state: TrainStat
                batch: dict) -> tuple[TrainState, dict]:
   """One update of one model; metrics are of the batch before the update (bits)."""
 
+  num_real = jnp.maximum(is_real(batch["roles_BxL"]).sum(), 1)
+
   def loss_fn(params):
     bits = token_bits(params, cfg, state.width, batch)
-    return bits.mean(), bits
+    return bits.sum() / num_real, bits
 
   (loss, bits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   mask = model_lib.param_mask(cfg, state.width)

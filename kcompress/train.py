@@ -195,12 +195,15 @@ def make_data_pipe(spec: data.DataSpec, config) -> DataPipe:
   # state lives: one device, or replicated over a mesh.
   world = source.host_world(spec, config.seed)
   if config.data.num_sentences > 0:
-    rows = source.dataset_rows(spec, config.seed, config.data.num_sentences)
+    rows, stream = source.dataset_rows(spec, config.seed, config.data.num_sentences)
     if rows.token.shape[0] < batch_size:
       raise ValueError(f"config.data.num_sentences={config.data.num_sentences}: the dataset has "
                        f"{rows.token.shape[0]} rows, fewer than config.train.batch_size")
     with jax.enable_x64(True):
       key = np.asarray(jax.random.fold_in(jax.random.PRNGKey(config.seed), 1))
+      if spec.packing == "sentence":   # epoch 0 is priced in the order it is read
+        order = source.epoch_order(key, 0, rows.token.shape[0], batch_size)
+        rows = rows._replace(bayes_bits=source.bayes_bits_in_order(spec, stream, rows, order))
 
     @jax.jit
     def finite_step(step):
@@ -236,7 +239,8 @@ def write_stream_baselines(spec: data.DataSpec, config, workdir: str, num_tokens
 
   WORKDIR/compressors.json: classical compressors' bits. WORKDIR/oracle_ksf.json: the
   oracle structure function of the sentences that started inside those tokens
-  (`kcompress.analysis.oracle`). The training batches are the one-shot stream cut into
+  (`kcompress.analysis.oracle`). WORKDIR/stream_stats.json: their Heaps curve and counts
+  of counts beside independent PYCRP replicates (`kcompress.data.stats.stream_stats`). The training batches are the one-shot stream cut into
   rows (tested), so the stream is regenerated here rather than kept.
   """
   from kcompress import compressors
@@ -250,6 +254,16 @@ def write_stream_baselines(spec: data.DataSpec, config, workdir: str, num_tokens
   used = int(np.searchsorted(np.cumsum(stream.sentences.length_N), num_tokens, side="left")) + 1
   with open(os.path.join(workdir, "oracle_ksf.json"), "w") as f:
     json.dump(oracle.oracle_ksf_of_stream(spec, stream, used), f)
+  stats = data_stats.stream_stats(spec.alpha, spec.beta, stream.sentences.entity_N[:used])
+  with open(os.path.join(workdir, "stream_stats.json"), "w") as f:
+    json.dump(stats, f)
+
+
+def stream_overflow(data_state) -> jax.Array | bool:
+  """The generator's overflow flag (a device scalar) of a stream or fine-tuning data state;
+  False for a finite dataset (no entity process runs)."""
+  batch_state = getattr(data_state, "batch", data_state)
+  return batch_state.stream.crp.overflow if hasattr(batch_state, "stream") else False
 
 
 # ------------------------------------------------------------------------ loop
@@ -276,11 +290,13 @@ class _Stop:
       signal.signal(sig, old)
 
 
-def _rows(step: int, models, param_counts, m: dict, bayes_r, host: dict, tokens_seen: int,
+def _rows(step: int, models, param_counts, m: dict, bayes_r, host: dict,
           elapsed: float) -> list[dict]:
-  """Metrics rows of one step (host numpy inputs); updates the cumulative totals in `host`."""
+  """Metrics rows of one step (host numpy inputs); updates the cumulative totals in `host`
+  (bits by role, and `tokens_seen`: stream tokens trained on, row padding excluded)."""
   bits_mr = np.asarray(m["bits_by_role"], np.float64)
   toks_mr = np.asarray(m["tokens_by_role"], np.float64)
+  host["tokens_seen"] = tokens_seen = int(host.get("tokens_seen", 0) + toks_mr[0].sum())
   preq = np.asarray(host["preq_bits_by_role"]) + bits_mr
   bayes = np.asarray(host["bayes_bits_by_role"]) + np.asarray(bayes_r, np.float64)
   host["preq_bits_by_role"], host["bayes_bits_by_role"] = preq.tolist(), bayes.tolist()
@@ -293,6 +309,7 @@ def _rows(step: int, models, param_counts, m: dict, bayes_r, host: dict, tokens_
     for r, name in enumerate(roles.ROLE_NAMES):
       row[f"bits_{name}"] = float(bits_mr[i, r] / toks_mr[i, r]) if toks_mr[i, r] else None
       row[f"bayes_{name}"] = float(bayes_r[r] / toks_mr[i, r]) if toks_mr[i, r] else None
+      row[f"tokens_{name}"] = int(toks_mr[i, r])
     row["preq_bits"] = float(preq[i].sum())
     row.update({f"preq_bits_{n}": float(preq[i, r]) for r, n in enumerate(roles.ROLE_NAMES)})
     row["bayes_bits"] = float(bayes.sum())
@@ -334,7 +351,8 @@ def run(config, workdir: str) -> dict:
     data_state = mesh_lib.put(pipe.init, mesh_lib.replicated(mesh))
   real_state = mesh_lib.put(real_state, mesh_lib.replicated(mesh))
   host = dict(preq_bits_by_role=np.zeros((len(models), roles.NUM_ROLES)).tolist(),
-              bayes_bits_by_role=np.zeros(roles.NUM_ROLES).tolist(), elapsed_s=0.0)
+              bayes_bits_by_role=np.zeros(roles.NUM_ROLES).tolist(), elapsed_s=0.0,
+              tokens_seen=0)
 
   mngr = checkpoint.manager(workdir)
   metrics_path = os.path.join(workdir, "metrics.jsonl")
@@ -368,7 +386,7 @@ def run(config, workdir: str) -> dict:
     preq = np.asarray(host["preq_bits_by_role"]).sum(-1)
     rows = two_part.ksf_rows(step_done, num_steps, ksf_sample[0], points, preq)
     ksf_writer.write([dict(step=step_done, width=w, seed=s, params=param_counts[i],
-                           tokens_seen=step_done * tokens_per_step,
+                           tokens_seen=host["tokens_seen"],
                            data_tokens=num_steps * tokens_per_step,
                            sample_batches=len(ksf_sample[0]), preq_bits=float(preq[i]), **row)
                       for i, ((w, s), row) in enumerate(zip(models, rows))])
@@ -378,10 +396,6 @@ def run(config, workdir: str) -> dict:
     batch_state = data_state if plan is None else data_state.batch
     with jax.enable_x64(True):
       stream = jax.device_get(batch_state.stream)
-    if bool(stream.crp.overflow):
-      raise RuntimeError("the stream created more entities than it has room for (the name "
-                         "space, or the ids below injected entities); raise "
-                         "config.data.name_alphabet or config.data.name_length")
     pset = probes.build_probes(spec, pipe.world, stream, config.probe.seed + step_done,
                                config.probe.per_bin, config.probe.num_bins, config.probe.num_fresh)
     if plan is not None:
@@ -393,7 +407,7 @@ def run(config, workdir: str) -> dict:
     for i, (width, seed) in enumerate(models):
       mine = {k: np.asarray(v[i]) for k, v in outs.items()}
       rows.append(dict(step=step_done, width=width, seed=seed, params=param_counts[i],
-                       tokens_seen=step_done * tokens_per_step,
+                       tokens_seen=host["tokens_seen"],
                        **probes.summarise(mine, pset, config.probe.num_bins),
                        bayes_hallucination=bayes_halluc, facts=facts))
     probe_writer.write(rows)
@@ -408,10 +422,14 @@ def run(config, workdir: str) -> dict:
   pending = None
 
   def finish(p):
-    step_done, m, bayes_r = p
-    m, bayes_r = jax.device_get((m, bayes_r))
-    rows = _rows(step_done, models, param_counts, m, bayes_r, host,
-                 step_done * tokens_per_step, time.perf_counter() - t0)
+    step_done, m, bayes_r, overflow = p
+    m, bayes_r, overflow = jax.device_get((m, bayes_r, overflow))
+    if overflow:   # this step's batch holds clipped entity ids: stop before logging it
+      raise RuntimeError(
+          f"step {step_done}: the stream created more entities than it has room for (the "
+          f"name space of {spec.name_space} names, or the ids below injected entities); raise "
+          f"config.data.name_alphabet or config.data.name_length")
+    rows = _rows(step_done, models, param_counts, m, bayes_r, host, time.perf_counter() - t0)
     for r in rows:
       if r["frozen"] and (r["width"], r["seed"]) not in frozen_seen:
         frozen_seen.add((r["width"], r["seed"]))
@@ -431,7 +449,7 @@ def run(config, workdir: str) -> dict:
       state, m = sweep_step(state, batch)
       if pending is not None:     # step t is dispatched; now fetch step t-1
         last_rows = finish(pending)
-      pending = (t + 1, m, bayes_r)
+      pending = (t + 1, m, bayes_r, stream_overflow(data_state))
       step_done = t + 1
       if due(step_done, config.log_every, num_steps) or stop.signal:
         last_rows = finish(pending)
@@ -470,5 +488,5 @@ def run(config, workdir: str) -> dict:
   if start >= num_steps:
     last_rows = [r for r in metrics.read_rows(metrics_path) if r["step"] == num_steps]
   if is_writer and config.data.num_sentences <= 0 and plan is None:
-    write_stream_baselines(spec, config, workdir, num_steps * tokens_per_step)
+    write_stream_baselines(spec, config, workdir, host["tokens_seen"])
   return {"rows": last_rows, "workdir": workdir}

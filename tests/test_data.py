@@ -302,8 +302,8 @@ def test_vmap_over_seeds_equals_separate_calls():
 
 
 def test_batches_cut_the_one_shot_stream():
-  """Consecutive training batches are the one-shot token stream cut into rows."""
-  spec = _spec(context_length=16)
+  """Stream packing: consecutive training batches are the one-shot token stream cut into rows."""
+  spec = _spec(context_length=16, packing="stream")
   batch_size, steps = 3, 7
   s = data.generate_stream(spec, seed=2, num_sentences=400)
 
@@ -356,7 +356,7 @@ def test_name_space_too_small():
 def test_finite_dataset_epochs():
   """Each epoch visits every row once (last R mod B dropped), reshuffled; Bayes bits in epoch 0 only."""
   spec = _spec(context_length=16)
-  rows = source.dataset_rows(spec, seed=1, num_sentences=120)
+  rows, _ = source.dataset_rows(spec, seed=1, num_sentences=120)
   num_rows, batch_size = rows.token.shape[0], 4
   per_epoch = num_rows // batch_size
   key = jax.random.PRNGKey(0)

@@ -59,7 +59,12 @@ def test_metrics_fields_and_cumulative_bits(tiny_run):
     last = mine[-1]
     by_role = sum(last[f"preq_bits_{n}"] for n in roles.ROLE_NAMES)
     assert abs(by_role - last["preq_bits"]) < 1e-6 * last["preq_bits"]
-    assert last["tokens_seen"] == 60 * cfg.train.batch_size * cfg.data.context_length
+    # tokens_seen counts stream tokens (row padding excluded): the per-role counts summed.
+    assert last["tokens_seen"] == sum(r[f"tokens_{n}"] for r in mine for n in roles.ROLE_NAMES)
+    # A row's padding is shorter than the longest sentence (else that sentence would fit).
+    longest = cfg.data.name_length + cfg.data.max_fillers + 2
+    slots = 60 * cfg.train.batch_size * cfg.data.context_length
+    assert 1 - (longest - 1) / cfg.data.context_length < last["tokens_seen"] / slots < 1
     # A model's code never beats the Bayes floor by much over a whole stream; it is well above
     # it this early.
     assert last["preq_bits"] > last["bayes_bits"]

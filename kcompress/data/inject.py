@@ -21,6 +21,7 @@ from kcompress.data import roles
 from kcompress.data.bayes import SentenceBits
 from kcompress.data.spec import END, DataSpec
 from kcompress.data.stream import Sentences, rank_within_groups, sentences_of
+from kcompress.data.source import pack_all_sentences
 from kcompress.data.tokens import Tokens, pack, render
 from kcompress.data.world import World
 
@@ -33,8 +34,8 @@ class Injection(NamedTuple):
   repetitions_J: np.ndarray   # int32 planned occurrences of each
   entity_N: np.ndarray        # int32 entity of each injected sentence, in delivery order
   attribute_N: np.ndarray     # int32 attribute revealed by each sentence
-  end_N: np.ndarray           # int64 token offset where each sentence ends in the flat stream
-  rows: Tokens                # Tokens [R, C]; the last row padded with END tokens
+  row_N: np.ndarray           # int32 row holding each sentence's last token
+  rows: Tokens                # Tokens [R, C]; row tails are padding (roles.PAD)
 
 
 def injected_entities(spec: DataSpec, repetitions, per_count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -54,19 +55,27 @@ def plan_injection(spec: DataSpec, world: World, repetitions, per_count: int,
     empty = np.zeros((0,), np.int32)
     rows = Tokens(*(np.zeros((0, spec.context_length), dt) for dt in
                     (np.int32,) * 5 + (bool, bool, np.float64)))
-    return Injection(entity_J, reps_J, empty, empty, np.zeros((0,), np.int64), rows)
+    return Injection(entity_J, reps_J, empty, empty, empty, rows)
   with jax.enable_x64(True):
     flat, attribute_N, length_N = _render_injected(spec, world, jnp.asarray(entity_N))
-    flat, attribute_N, length_N = jax.device_get((flat, attribute_N, length_N))
-  total = int(length_N.sum())
-  num_rows = -(-total // spec.context_length)
-  size = num_rows * spec.context_length
-  flat = jax.tree.map(lambda x: x[:size], flat)   # packed past `total`: END padding (below)
-  pad = np.arange(size) >= total
-  flat = flat._replace(token=np.where(pad, END, flat.token), role=np.where(pad, roles.END, flat.role))
-  rows = jax.tree.map(lambda x: np.asarray(x).reshape(num_rows, spec.context_length), flat)
-  return Injection(entity_J, reps_J, entity_N, np.asarray(attribute_N, np.int32),
-                   np.cumsum(length_N).astype(np.int64), rows)
+    total = int(length_N.sum())
+    C = spec.context_length
+    if spec.packing == "sentence":
+      rows = pack_all_sentences(spec, flat, total, n)
+    else:
+      num_rows = -(-total // C)
+      flat = jax.device_get(flat)
+      pad = np.arange(num_rows * C) >= total
+      flat = jax.tree.map(lambda x: x[:num_rows * C], flat)
+      flat = flat._replace(token=np.where(pad, END, flat.token),
+                           role=np.where(pad, roles.PAD, flat.role))
+      rows = jax.tree.map(lambda x: np.asarray(x).reshape(num_rows, C), flat)
+    attribute_N = np.asarray(attribute_N, np.int32)
+  row_R = np.broadcast_to(np.arange(rows.token.shape[0])[:, None], rows.token.shape)
+  row_N = np.zeros(n, np.int32)
+  real = rows.role != roles.PAD
+  np.maximum.at(row_N, rows.sentence[real] - INJECTED_INDEX_BASE, row_R[real])
+  return Injection(entity_J, reps_J, entity_N, attribute_N, row_N, rows)
 
 
 def _render_injected(spec: DataSpec, world: World, entity_N: jax.Array):

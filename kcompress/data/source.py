@@ -16,8 +16,9 @@ import numpy as np
 
 from kcompress.data import roles
 from kcompress.data.bayes import SentenceBits, bayes_code_bits
-from kcompress.data.spec import DataSpec
-from kcompress.data.stream import Sentences, StreamState, generate_sentences, init_stream
+from kcompress.data.spec import END, DataSpec
+from kcompress.data.stream import (RawSentences, Sentences, StreamState, count_history,
+                                   generate_sentences, init_stream, rank_within_groups)
 from kcompress.data.tokens import Tokens, pack, render
 from kcompress.data.world import World, draw_world
 
@@ -109,9 +110,69 @@ def batch_init(spec: DataSpec, batch_size: int, num_batches: int) -> BatchState:
                     jnp.zeros((), jnp.int32))
 
 
-def next_batch(spec: DataSpec, world: World, state: BatchState,
-               batch_size: int) -> tuple[BatchState, Tokens]:
-  """The next B rows of C consecutive stream tokens. Pure; jit with static spec, batch_size."""
+def pack_sentences(flat: Tokens, fill: jax.Array, num_rows: int, context: int,
+                   max_sentences: int, rows_used: jax.Array | int | None = None
+                   ) -> tuple[Tokens, jax.Array]:
+  """Greedy sentence packing of the whole sentences in flat[:fill] into rows.
+
+  Sentences are taken in order; a sentence that does not fit in the rest of the current
+  row starts the next row, whose tail is left as padding (token END, role PAD, 0 Bayes
+  bits, entity/attribute/sentence -1). The layout depends on the sentence lengths alone,
+  so packing a stream in pieces gives the rows of packing it at once. Only the first
+  `max_sentences` sentences are considered (static; enough for `num_rows` rows) and only
+  rows < `rows_used` (default all) are served.
+
+  Returns (rows: Tokens [num_rows, context], tokens consumed from the front of `flat`).
+  """
+  size = flat.token.shape[0]
+  rows_used = num_rows if rows_used is None else rows_used
+  pos = jnp.arange(size, dtype=jnp.int32)
+  live = pos < fill
+  is_start = live & jnp.concatenate([jnp.ones((1,), bool), flat.role[:-1] == roles.END])
+  start_S1 = jnp.nonzero(is_start, size=max_sentences + 1, fill_value=fill)[0].astype(jnp.int32)
+  length_S = jnp.diff(start_S1)
+  avail_S = start_S1[:-1] < fill
+
+  def place(carry, x):
+    row, offset = carry
+    length, avail = x
+    wrap = offset + length > context
+    row, offset = jnp.where(wrap, row + 1, row), jnp.where(wrap, 0, offset)
+    return (row, offset + length), (jnp.where(avail, row, num_rows), offset)
+
+  zero = jnp.zeros((), jnp.int32)
+  _, (row_S, offset_S) = jax.lax.scan(place, (zero, zero), (length_S, avail_S))
+  served_S = row_S < rows_used
+  consumed = jnp.sum(jnp.where(served_S, length_S, 0), dtype=jnp.int32)
+  k_P = jnp.clip(jnp.cumsum(is_start) - 1, 0, max_sentences - 1)
+  dest = row_S[k_P] * context + offset_S[k_P] + pos - start_S1[k_P]
+  dest = jnp.where(live & (pos < consumed), dest, num_rows * context)
+  pad = Tokens(token=jnp.full((num_rows * context,), END, jnp.int32),
+               role=jnp.full((num_rows * context,), roles.PAD, jnp.int32),
+               entity=jnp.full((num_rows * context,), -1, jnp.int32),
+               attribute=jnp.full((num_rows * context,), -1, jnp.int32),
+               sentence=jnp.full((num_rows * context,), -1, jnp.int32),
+               is_new=jnp.zeros((num_rows * context,), bool),
+               first_reveal=jnp.zeros((num_rows * context,), bool),
+               bayes_bits=jnp.zeros((num_rows * context,), flat.bayes_bits.dtype))
+  rows = jax.tree.map(lambda buf, x: buf.at[dest].set(x, mode="drop").reshape(num_rows, context),
+                      pad, flat)
+  return rows, consumed
+
+
+def max_sentences_per_rows(spec: DataSpec, num_rows: int) -> int:
+  """Most sentences `num_rows` sentence-packed rows can hold (+1: the next one's start)."""
+  return num_rows * (spec.context_length // spec.min_sentence_length) + 1
+
+
+def next_batch(spec: DataSpec, world: World, state: BatchState, batch_size: int,
+               rows_used: jax.Array | int | None = None) -> tuple[BatchState, Tokens]:
+  """The next B rows of the stream. Pure; jit with static spec, batch_size.
+
+  packing "sentence": rows of whole sentences (`pack_sentences`); "stream": rows of C
+  consecutive stream tokens. `rows_used` (sentence packing only): only rows < rows_used
+  take sentences from the stream; the other rows are padding (the caller fills them).
+  """
   need = batch_size * spec.context_length
   size = state.buffer.token.shape[0]
   chunk = chunk_sentences(spec, batch_size)
@@ -122,11 +183,21 @@ def next_batch(spec: DataSpec, world: World, state: BatchState,
     buffer = pack(rendered, valid, sentences.length_N, size, start=st.fill, into=st.buffer)
     return BatchState(stream, buffer, st.fill + sentences.length_N.sum(dtype=jnp.int32))
 
+  # Either packing takes at most `need` tokens, and `need` queued tokens always fill B rows.
   state = jax.lax.cond(state.fill < need, refill, lambda st: st, state)
-  batch = jax.tree.map(lambda x: x[:need].reshape(batch_size, spec.context_length), state.buffer)
-  rest = jax.tree.map(lambda x: jnp.concatenate([x[need:], jnp.zeros((need,), x.dtype)]),
-                      state.buffer)
-  return BatchState(state.stream, rest, state.fill - need), batch
+  if spec.packing == "sentence":
+    batch, consumed = pack_sentences(state.buffer, state.fill, batch_size, spec.context_length,
+                                     max_sentences_per_rows(spec, batch_size), rows_used)
+  else:
+    if rows_used is not None:
+      raise ValueError("rows_used needs config.data.packing='sentence'")
+    batch = jax.tree.map(lambda x: x[:need].reshape(batch_size, spec.context_length),
+                         state.buffer)
+    consumed = jnp.asarray(need, jnp.int32)
+  rest = jax.tree.map(
+      lambda x: jax.lax.dynamic_slice_in_dim(jnp.concatenate([x, jnp.zeros((size,), x.dtype)]),
+                                             consumed, size), state.buffer)
+  return BatchState(state.stream, rest, state.fill - consumed), batch
 
 
 def bayes_bits_by_role(batch: Tokens) -> jax.Array:
@@ -138,32 +209,100 @@ def bayes_bits_by_role(batch: Tokens) -> jax.Array:
 # ----------------------------------------------------------- finite dataset mode
 
 
-@x64
-def dataset_rows(spec: DataSpec, seed: int, num_sentences: int) -> Tokens:
-  """A finite dataset of N sentences packed into rows of C tokens: Tokens [R, C] (numpy).
+def pack_all_sentences(spec: DataSpec, flat: Tokens, num_tokens: int,
+                       num_sentences: int) -> Tokens:
+  """All `num_sentences` whole sentences of flat[:num_tokens], sentence-packed into as many
+  rows as they need: Tokens [R, C] (host numpy; the last row's tail is padding)."""
+  C = spec.context_length
+  # Every row but the last holds > C - L_max tokens, which bounds the number of rows.
+  bound = num_tokens // (C - spec.max_sentence_length + 1) + 1
+  packer = jax.jit(pack_sentences, static_argnums=(2, 3, 4))
+  with jax.enable_x64(True):
+    rows, _ = jax.device_get(packer(jax.tree.map(jnp.asarray, flat), num_tokens, bound, C,
+                                    num_sentences))
+  used = (rows.role != roles.PAD).any(-1)
+  return jax.tree.map(lambda x: x[used], rows)
 
-  The remainder past the last full row is dropped.
+
+@x64
+def dataset_rows(spec: DataSpec, seed: int, num_sentences: int) -> tuple[Tokens, Stream]:
+  """A finite dataset of N sentences packed into rows of C tokens: (Tokens [R, C], stream).
+
+  Sentence packing keeps every sentence (the last row is padded); stream packing drops
+  the remainder past the last full row. Bayes bits are those of stream order.
   """
   stream = generate_stream(spec, seed, num_sentences)
-  rows = len(stream.tokens.token) // spec.context_length
-  if rows < 1:
+  n_tok, C = len(stream.tokens.token), spec.context_length
+  if spec.packing == "sentence":
+    rows = pack_all_sentences(spec, stream.tokens, n_tok, num_sentences)
+  else:
+    num_rows = n_tok // C
+    rows = jax.tree.map(lambda x: x[:num_rows * C].reshape(num_rows, -1), stream.tokens)
+  if rows.token.shape[0] < 1:
     raise ValueError(f"config.data.num_sentences={num_sentences}: fewer tokens than one row "
-                     f"of config.data.context_length={spec.context_length}")
-  return jax.tree.map(lambda x: x[:rows * spec.context_length].reshape(rows, -1), stream.tokens)
+                     f"of config.data.context_length={C}")
+  return rows, stream
+
+
+def epoch_order(key: jax.Array, epoch, num_rows: int, batch_size: int) -> jax.Array:
+  """Rows visited in epoch `epoch`, in order: a permutation keyed by (key, epoch), cut to
+  whole batches (the last R mod B rows of the permutation are left out)."""
+  perm = jax.random.permutation(jax.random.fold_in(key, epoch), num_rows)
+  return perm[:(num_rows // batch_size) * batch_size]
+
+
+@x64
+def bayes_bits_in_order(spec: DataSpec, stream: Stream, rows: Tokens, order_R) -> np.ndarray:
+  """Bayes bits of every token of sentence-packed `rows` when the rows are read in the
+  order `order_R` (rows left out get 0): float64 [R, C].
+
+  The Bayes code is a code of a sequence: reading the dataset's sentences in another order
+  prices them with other counts (the total over all sentences is order-free, since every
+  part is exchangeable, but the per-step curve is not). This is the code of exactly the
+  sequence the model trains on in its first epoch.
+  """
+  rows = jax.tree.map(np.asarray, rows)
+  order_R = np.asarray(order_R)
+  sent_RxC = rows.sentence[order_R]
+  flat = sent_RxC.reshape(-1)
+  seq = flat[(flat >= 0) & np.concatenate([[True], flat[1:] != flat[:-1]])]
+  s = jax.tree.map(np.asarray, stream.sentences)
+  entity = jnp.asarray(s.entity_N[seq])
+  raw = RawSentences(
+      index_N=jnp.arange(len(seq), dtype=jnp.int32), entity_N=entity,
+      is_new_N=rank_within_groups(entity) == 0, template_N=jnp.asarray(s.template_N[seq]),
+      synonym_NxF=jnp.asarray(s.synonym_NxF[seq]), attribute_N=jnp.asarray(s.attribute_N[seq]),
+      value_N=jnp.asarray(s.value_N[seq]), length_N=jnp.asarray(s.length_N[seq]))
+  world = jax.tree.map(jnp.asarray, stream.world)
+  _, sentences = count_history(spec, init_stream(spec, len(s.index_N)), raw)
+  rendered, _ = render(spec, world, sentences, bayes_code_bits(spec, world, sentences))
+  bits_NxL = np.asarray(rendered.bayes_bits)
+  new_pos = np.full(len(s.index_N), -1, np.int64)
+  new_pos[seq] = np.arange(len(seq))
+  C = sent_RxC.shape[1]
+  col = np.arange(C)[None, :]
+  starts = (col == 0) | np.concatenate(
+      [np.ones((len(order_R), 1), bool), sent_RxC[:, 1:] != sent_RxC[:, :-1]], 1)
+  within = col - np.maximum.accumulate(np.where(starts, col, 0), axis=1)
+  real = sent_RxC >= 0
+  out = np.zeros(rows.token.shape, np.float64)
+  out[order_R] = np.where(real, bits_NxL[new_pos[np.maximum(sent_RxC, 0)],
+                                         np.minimum(within, bits_NxL.shape[1] - 1)], 0.0)
+  return out
 
 
 def dataset_batch(rows: Tokens, key: jax.Array, step: jax.Array, batch_size: int) -> Tokens:
   """Batch `step` of an epoch loop over the rows, reshuffled every epoch.
 
-  Epoch e visits the rows in the order of a permutation keyed by (key, e), B rows per
-  step, dropping the last R mod B. Bayes bits are kept in epoch 0 only: the Bayes
-  code of data already seen is not a stream code.
+  Epoch e visits the rows in `epoch_order(key, e)`, B rows per step. Bayes bits are kept
+  in epoch 0 only (the rows should hold `bayes_bits_in_order` of epoch 0's order): the
+  Bayes code of data already seen is not a stream code.
   """
   num_rows = rows.token.shape[0]
   per_epoch = num_rows // batch_size
   epoch, pos = step // per_epoch, step % per_epoch
-  perm = jax.random.permutation(jax.random.fold_in(key, epoch), num_rows)
-  idx = jax.lax.dynamic_slice(perm, (pos * batch_size,), (batch_size,))
+  order = epoch_order(key, epoch, num_rows, batch_size)
+  idx = jax.lax.dynamic_slice(order, (pos * batch_size,), (batch_size,))
   batch = jax.tree.map(lambda x: jnp.asarray(x)[idx], rows)
   return batch._replace(bayes_bits=jnp.where(epoch == 0, batch.bayes_bits, 0.0))
 

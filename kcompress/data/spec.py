@@ -23,6 +23,11 @@ from kcompress import theory
 BOS, END = 0, 1
 NAME0 = 2
 VALUE_BASES = ("uniform", "zipf")
+# How sentences become rows of context_length tokens (SPEC section 2):
+#   sentence: every row starts at a sentence start, no sentence is split, the row's tail
+#             is padding (roles.PAD: no loss, no Bayes bits, no token count);
+#   stream:   the token stream cut into rows regardless of sentences (for comparison).
+PACKINGS = ("sentence", "stream")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +48,7 @@ class DataSpec:
   gamma_template: float
   gamma_synonym: float
   context_length: int
+  packing: str             # PACKINGS
 
   @property
   def syn0(self) -> int:
@@ -114,6 +120,15 @@ def data_spec(cfg) -> DataSpec:
   for field in ("gamma_template", "gamma_synonym"):
     if not float(d[field]) > 0:
       raise _field_error(field, d[field], "a Dirichlet concentration must be > 0")
+  packing = d.get("packing", "stream")   # configs written before packing existed: stream
+  if packing not in PACKINGS:
+    raise _field_error("packing", packing, f"choose one of {PACKINGS}")
+  longest = d.name_length + d.max_fillers + 2
+  if packing == "sentence" and longest > d.context_length:
+    raise _field_error("context_length", d.context_length,
+                       f"the longest sentence has {longest} tokens (name_length + max_fillers "
+                       f"+ 2) and sentence packing never splits one: need context_length >= "
+                       f"{longest}")
   if d.name_alphabet ** d.name_length > 2 ** 31 - 1:
     raise _field_error("name_length", d.name_length,
                        "name space V_n**L must fit in int32 (< 2**31)")
@@ -124,7 +139,7 @@ def data_spec(cfg) -> DataSpec:
       name_length=d.name_length, num_templates=d.num_templates, min_fillers=d.min_fillers,
       max_fillers=d.max_fillers, synonyms_per_slot=d.synonyms_per_slot,
       gamma_template=float(d.gamma_template), gamma_synonym=float(d.gamma_synonym),
-      context_length=d.context_length)
+      context_length=d.context_length, packing=packing)
   if spec.vocab_size > 2 ** 31 - 1:
     raise _field_error("values_per_attribute", d.values_per_attribute, "vocabulary too large")
   return spec
