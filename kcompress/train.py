@@ -13,7 +13,8 @@ and appends one metrics row per (step, model) to WORKDIR/metrics.jsonl:
 
 Roles: name, syntax, value, end. All code lengths are in bits.
 
-At every `eval_every` step (stream mode), WORKDIR/probes.jsonl gets one row per model
+At every `eval_every` step, WORKDIR/probes.jsonl gets one row per model (finite-dataset mode:
+about the facts of the whole dataset, so evaluate after the first epoch)
 (`kcompress.probes`): knowledge accuracy, bits of the true value and stored knowledge bits
 per occurrence bin, capacity (stored bits over all revealed facts), hallucination figures
 on fresh entities and unrevealed facts beside the Bayes predictor's, and the stream's facts
@@ -186,7 +187,9 @@ class DataPipe:
   """The on-device data step of a run: `step(data_state) -> (data_state, batch, bayes_R)`."""
   init: Any
   step: Any
-  world: Any = None   # the stream's World (None in finite-dataset mode: no probes)
+  world: Any = None          # the stream's World (host numpy)
+  dataset_stream: Any = None  # finite dataset: its StreamState (counts over the whole
+                              # dataset), which the probes ask about; None for a stream
 
 
 def make_data_pipe(spec: data.DataSpec, config) -> DataPipe:
@@ -206,12 +209,12 @@ def make_data_pipe(spec: data.DataSpec, config) -> DataPipe:
         rows = rows._replace(bayes_bits=source.bayes_bits_in_order(spec, stream, rows, order))
 
     @jax.jit
-    def finite_step(step):
-      batch = source.dataset_batch(rows, key, step, batch_size)
-      return step + 1, model_batch(batch), source.bayes_bits_by_role(batch)
+    def finite_step(state):
+      batch = source.dataset_batch(rows, key, state["step"], batch_size)
+      return {"step": state["step"] + 1}, model_batch(batch), source.bayes_bits_by_role(batch)
 
-    init = jnp.zeros((), jnp.int32)
-    return DataPipe(init, source.x64(finite_step))
+    init = {"step": jnp.zeros((), jnp.int32)}   # a tree, as orbax saves trees
+    return DataPipe(init, source.x64(finite_step), world, stream.state)
 
   @jax.jit
   def stream_step(state):
@@ -393,9 +396,12 @@ def run(config, workdir: str) -> dict:
 
   def evaluate(step_done: int):
     """Knowledge and hallucination probes of every model after `step_done` updates."""
-    batch_state = data_state if plan is None else data_state.batch
-    with jax.enable_x64(True):
-      stream = jax.device_get(batch_state.stream)
+    if pipe.dataset_stream is not None:   # every fact of the dataset, seen once per epoch
+      stream = pipe.dataset_stream
+    else:
+      batch_state = data_state if plan is None else data_state.batch
+      with jax.enable_x64(True):
+        stream = jax.device_get(batch_state.stream)
     pset = probes.build_probes(spec, pipe.world, stream, config.probe.seed + step_done,
                                config.probe.per_bin, config.probe.num_bins, config.probe.num_fresh)
     if plan is not None:

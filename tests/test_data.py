@@ -367,10 +367,11 @@ def test_finite_dataset_epochs():
       batches = [jax.device_get(get(jnp.int32(e * per_epoch + t))) for t in range(per_epoch)]
       epochs.append(batches)
   for e, batches in enumerate(epochs):
-    seen = np.concatenate([b.token for b in batches])
+    # A row is named by its sentences (two rows may render the same tokens).
+    seen = np.concatenate([b.sentence for b in batches])
     as_rows = {tuple(r) for r in seen}
     assert len(as_rows) == len(seen)                     # no row twice in an epoch
-    assert as_rows <= {tuple(r) for r in rows.token}
+    assert as_rows <= {tuple(r) for r in rows.sentence}
     bayes = sum(float(b.bayes_bits.sum()) for b in batches)
     assert (bayes > 0) if e == 0 else (bayes == 0)
   first = np.concatenate([b.token for b in epochs[0]])

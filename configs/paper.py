@@ -1,0 +1,127 @@
+"""The paper's experiments, one variant each (SPEC sections 6-7; issue: claims and verdicts).
+
+Every variant runs end to end with one command and ends with a report whose first table
+is the claims with their verdicts (`WORKDIR/report/report.md`, `summary.json` key
+`claims`):
+
+  python -m kcompress.main --config=configs/paper.py:data                            # runs/paper-data
+  python -m kcompress.main --config=configs/paper.py:data --config.data.alpha=0.3 \\
+      --workdir=runs/paper-data-a0.3
+  python -m kcompress.main --config=configs/paper.py:size                            # runs/paper-size
+  python -m kcompress.main --config=configs/paper.py:finetune                        # after :data
+  bash launch/alphas.sh                  # :data at alpha 0.3, 0.5, 0.7, then the comparison
+
+Variants (runtimes measured on this project's 2-core CPU; see README "What the paper
+claims, and what kcompress measures"):
+
+- `data`: the data-limited regime. Widths 32/64/128 (depth 2) on one long stream at a
+  constant learning rate after warmup (a decaying schedule would bend the loss-vs-tokens
+  curve the data law is fitted on). Tests Heaps, Zipf, syntax before knowledge,
+  frequency-ordered acquisition, wider-learns-rarer, the data exponent 1 - alpha of the
+  knowledge part (models and the Bayes code), hallucination. About 9 minutes per alpha
+  (`launch/alphas.sh` runs 0.3, 0.5, 0.7: under 30 minutes).
+- `size`: the capacity-limited regime. Small widths 8-96 at depth 1 trained for many
+  epochs on a finite dataset of 12k sentences, so the smaller models saturate while the
+  dataset still holds facts they have not stored. Tests the size exponent 1/alpha - 1.
+  About 15 minutes.
+- `finetune`: fine-tunes the `data` run (`runs/paper-data`; make it first) on injected
+  entities with 1-128 deliveries and half the batch replayed. Tests acquisition vs
+  repetitions, forgetting, and whether learning new facts raises confident answers on
+  never-seen entities. About 3 minutes.
+- `data_gpu`, `size_gpu`, `finetune_gpu`: the same experiments sized for one accelerator
+  (wider and deeper models, longer streams); not run on this CPU.
+"""
+
+import ml_collections
+
+from configs import sweep
+
+VARIANTS = ("data", "size", "finetune", "data_gpu", "size_gpu", "finetune_gpu")
+
+
+def _data_regime(c: ml_collections.ConfigDict, gpu: bool) -> None:
+  c.data.name_alphabet = 48          # 48^3 = 110k names: room for E[K_n] at alpha 0.7
+  c.model.widths = (32, 64, 128)
+  c.model.depth = 2
+  c.model.head_dim = 16
+  c.optim.decay = "constant"
+  c.optim.lr = 6e-3
+  c.optim.warmup_steps = 100
+  c.train.batch_size = 16
+  c.train.num_steps = 3000           # 16 x 64 x 3000 = 3.1M token positions
+  c.log_every = 100
+  c.eval_every = 500
+  c.checkpoint_every = 1000
+  c.probe.per_bin = 64
+  c.probe.num_fresh = 256
+  c.ksf.sample_batches = 8
+  c.ksf.precisions = (0, 4)
+  if gpu:
+    c.data.context_length = 256
+    c.data.name_length = 4
+    c.data.name_alphabet = 32
+    c.model.widths = (128, 256, 512, 1024)
+    c.model.depth = 4
+    c.model.head_dim = 64
+    c.optim.base_width = 128
+    c.optim.lr = 2e-3
+    c.train.batch_size = 64
+    c.train.num_steps = 20000        # 64 x 256 x 20000 = 328M token positions
+    c.log_every = 200
+    c.eval_every = 2000
+    c.checkpoint_every = 2000
+
+
+def _size_regime(c: ml_collections.ConfigDict, gpu: bool) -> None:
+  c.data.num_sentences = 12000       # a finite dataset, seen for many epochs
+  c.model.widths = (8, 16, 24, 32, 48, 64, 96)
+  c.model.depth = 1
+  c.model.head_dim = 8
+  c.optim.base_width = 32
+  c.optim.lr = 6e-3
+  c.optim.decay = "cosine"
+  c.optim.warmup_steps = 100
+  c.train.batch_size = 16
+  c.train.num_steps = 6000           # ~60 epochs of ~1,500 rows
+  c.log_every = 100
+  c.eval_every = 1500
+  c.checkpoint_every = 1500
+  c.ksf.sample_batches = 8
+  c.ksf.precisions = (0, 4)
+  if gpu:
+    c.data.num_sentences = 200000
+    c.model.widths = (16, 32, 48, 64, 96, 128, 192, 256)
+    c.model.depth = 2
+    c.model.head_dim = 16
+    c.train.batch_size = 64
+    c.train.num_steps = 40000
+    c.eval_every = 5000
+    c.checkpoint_every = 5000
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  variant = arg or "data"
+  if variant not in VARIANTS:
+    raise ValueError(f"configs/paper.py: unknown variant {variant!r}; choose one of {VARIANTS}")
+  gpu = variant.endswith("_gpu")
+  experiment = variant.removesuffix("_gpu")
+  c = sweep.get_config("default")
+  c.variant = variant
+  if experiment in ("data", "finetune"):
+    _data_regime(c, gpu)
+  else:
+    _size_regime(c, gpu)
+  if experiment == "finetune":
+    c.init_from = "runs/paper-data" + ("_gpu" if gpu else "")
+    c.init_step = 0
+    c.finetune = ml_collections.ConfigDict()
+    c.finetune.repetitions = (1, 2, 4, 8, 16, 32, 64, 128)
+    c.finetune.entities_per_count = 16 if not gpu else 64
+    c.finetune.replay_fraction = 0.5
+    c.finetune.seed = 0
+    c.train.num_steps = 0            # exactly enough steps to deliver the injected rows
+    c.optim.warmup_steps = 10
+    c.optim.lr = c.optim.lr / 2
+    c.eval_every = 25 if not gpu else 100
+    c.checkpoint_every = 100
+  return c
