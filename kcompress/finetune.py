@@ -17,22 +17,24 @@ supplies what differs:
   injected material exactly;
 - the probes: injected entities' facts by deliveries so far, beside the usual ones.
 
-Bayes bits in the metrics are those of the replay tokens only: injected tokens carry 0 and
-still count in the per-role token denominators (an open defect; see the README). With
-sentence packing, replayed rows are the stream's next rows, none drawn and dropped.
+With sentence packing (the default), every batch is priced as the models read it
+(`kcompress.data.price`): the Bayes code of its sentences, replayed and injected, in row
+order, after everything read before (pretraining and fine-tuning so far); replayed rows
+are the stream's next rows, none drawn and dropped. With stream packing, injected tokens
+carry 0 Bayes bits (the Bayes columns then cover the replayed stream only).
 """
 
 from __future__ import annotations
 
 import json
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from kcompress import probes as probes_lib, step as step_lib
-from kcompress.data import inject, source
+from kcompress.data import inject, price, source
 from kcompress.data.spec import DataSpec
 
 COMPATIBLE_SECTIONS = ("seed", "data", "model", "sweep")
@@ -154,6 +156,9 @@ def load_start(config, setup):
 class FinetuneState(NamedTuple):
   batch: source.BatchState
   step: jax.Array   # int32 fine-tuning steps done
+  priced: Any       # StreamState: counts of every sentence the models have read
+                    # (pretraining, replay and injected; injected entities after the
+                    # stream's), which price the next batch (`kcompress.data.price`)
 
 
 def make_pipe(spec: DataSpec, config, world, start_batch_state):
@@ -165,8 +170,21 @@ def make_pipe(spec: DataSpec, config, world, start_batch_state):
                                   first_injected_id(plan))
   check_name_space(spec, plan, grown)
   rows, slots = plan.injection.rows, plan.slots_TxB   # host numpy: jit constants
+  num_stream_entities = grown.stream.entity_counts_E.shape[0]
+  first = first_injected_id(plan)
+  first = spec.name_space if first is None else first
+
+  def entity_slot(e):   # injected ids sit at the top of the name space
+    return jnp.where(e >= first, num_stream_entities + e - first, e)
+
   with jax.enable_x64(True):
-    init = FinetuneState(grown, jnp.zeros((), jnp.int32))
+    priced = price.served_state(spec, jax.tree.map(jnp.asarray, world), grown)
+    extra = len(plan.injection.entity_J)
+    pad = lambda x: jnp.concatenate([x, jnp.zeros((extra,) + x.shape[1:], x.dtype)])
+    priced = priced._replace(
+        crp=priced.crp._replace(repeats_C=jnp.zeros((1,), jnp.int32)),   # never draws
+        entity_counts_E=pad(priced.entity_counts_E), fact_counts_ExA=pad(priced.fact_counts_ExA))
+    init = FinetuneState(grown, jnp.zeros((), jnp.int32), priced)
 
   sentence_packing = spec.packing == "sentence"
 
@@ -187,7 +205,12 @@ def make_pipe(spec: DataSpec, config, world, start_batch_state):
     mixed = jax.tree.map(
         lambda r, inj: jnp.where(is_replay.reshape((-1,) + (1,) * (r.ndim - 1)), r,
                                  jnp.asarray(inj)[safe] if inj.shape[0] else r), replay, rows)
-    return (FinetuneState(batch_state, state.step + 1), train.model_batch(mixed),
+    priced = state.priced
+    if sentence_packing:   # price the batch as read: after everything before it
+      priced, bits = price.price_rows(spec, jax.tree.map(jnp.asarray, world), priced, mixed,
+                                      entity_slot)
+      mixed = mixed._replace(bayes_bits=bits)
+    return (FinetuneState(batch_state, state.step + 1, priced), train.model_batch(mixed),
             source.bayes_bits_by_role(mixed))
 
   return train.DataPipe(init, source.x64(step), world), plan

@@ -29,6 +29,7 @@ seen_data_bits and prequential_complexity_bits (= preq_bits - seen_data_bits).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import os
@@ -45,7 +46,7 @@ from absl import logging
 from kcompress import checkpoint, metrics, model as model_lib, probes, step as step_lib, sweep
 from kcompress import mesh as mesh_lib, two_part
 from kcompress import data
-from kcompress.data import roles, source, stats as data_stats
+from kcompress.data import price, roles, source, stats as data_stats
 from kcompress.data.spec import BOS
 
 # Fields a run may change when it resumes (full dotted names).
@@ -377,6 +378,9 @@ def run(config, workdir: str) -> dict:
   state = sweep.place(layout, real_state, mesh)
   del real_state
   probe_step = sweep.make_probe_step(layout, spec, config.probe.confident, mesh)
+  if pipe.world is not None:
+    served_counts = source.x64(jax.jit(functools.partial(
+        price.served_state, spec, jax.tree.map(jnp.asarray, pipe.world))))
   bayes_halluc = probes.bayes_hallucination(spec, config.probe.confident)
   ksf_writer = metrics.Writer(ksf_path, enabled=is_writer)
   ksf_sample = two_part.sample_batches(pipe, num_steps, config.ksf.sample_batches)
@@ -398,10 +402,11 @@ def run(config, workdir: str) -> dict:
     """Knowledge and hallucination probes of every model after `step_done` updates."""
     if pipe.dataset_stream is not None:   # every fact of the dataset, seen once per epoch
       stream = pipe.dataset_stream
-    else:
+    else:   # the stream's sentences served so far (the generator runs ahead of training)
       batch_state = data_state if plan is None else data_state.batch
       with jax.enable_x64(True):
-        stream = jax.device_get(batch_state.stream)
+        stream = jax.device_get(batch_state.stream if spec.packing == "stream" else
+                                served_counts(jax.device_get(batch_state)))
     pset = probes.build_probes(spec, pipe.world, stream, config.probe.seed + step_done,
                                config.probe.per_bin, config.probe.num_bins, config.probe.num_fresh)
     if plan is not None:

@@ -251,6 +251,19 @@ def epoch_order(key: jax.Array, epoch, num_rows: int, batch_size: int) -> jax.Ar
   return perm[:(num_rows // batch_size) * batch_size]
 
 
+@functools.partial(jax.jit, static_argnums=(0, 8))
+def _sequence_bits(spec, world, entity_N, template_N, synonym_NxF, attribute_N, value_N,
+                   length_N, capacity):
+  """Bayes bits [N, L_max] of the given sentences read in the given order, from nothing."""
+  raw = RawSentences(
+      index_N=jnp.arange(entity_N.shape[0], dtype=jnp.int32), entity_N=entity_N,
+      is_new_N=rank_within_groups(entity_N) == 0, template_N=template_N,
+      synonym_NxF=synonym_NxF, attribute_N=attribute_N, value_N=value_N, length_N=length_N)
+  _, sentences = count_history(spec, init_stream(spec, capacity), raw)
+  rendered, _ = render(spec, world, sentences, bayes_code_bits(spec, world, sentences))
+  return rendered.bayes_bits
+
+
 @x64
 def bayes_bits_in_order(spec: DataSpec, stream: Stream, rows: Tokens, order_R) -> np.ndarray:
   """Bayes bits of every token of sentence-packed `rows` when the rows are read in the
@@ -267,16 +280,9 @@ def bayes_bits_in_order(spec: DataSpec, stream: Stream, rows: Tokens, order_R) -
   flat = sent_RxC.reshape(-1)
   seq = flat[(flat >= 0) & np.concatenate([[True], flat[1:] != flat[:-1]])]
   s = jax.tree.map(np.asarray, stream.sentences)
-  entity = jnp.asarray(s.entity_N[seq])
-  raw = RawSentences(
-      index_N=jnp.arange(len(seq), dtype=jnp.int32), entity_N=entity,
-      is_new_N=rank_within_groups(entity) == 0, template_N=jnp.asarray(s.template_N[seq]),
-      synonym_NxF=jnp.asarray(s.synonym_NxF[seq]), attribute_N=jnp.asarray(s.attribute_N[seq]),
-      value_N=jnp.asarray(s.value_N[seq]), length_N=jnp.asarray(s.length_N[seq]))
-  world = jax.tree.map(jnp.asarray, stream.world)
-  _, sentences = count_history(spec, init_stream(spec, len(s.index_N)), raw)
-  rendered, _ = render(spec, world, sentences, bayes_code_bits(spec, world, sentences))
-  bits_NxL = np.asarray(rendered.bayes_bits)
+  bits_NxL = np.asarray(_sequence_bits(spec, stream.world, s.entity_N[seq], s.template_N[seq],
+                                       s.synonym_NxF[seq], s.attribute_N[seq], s.value_N[seq],
+                                       s.length_N[seq], len(s.index_N)))
   new_pos = np.full(len(s.index_N), -1, np.int64)
   new_pos[seq] = np.arange(len(seq))
   C = sent_RxC.shape[1]
