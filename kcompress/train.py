@@ -4,9 +4,10 @@
 `workdir` if there is one, trains every model of the sweep on the same batches,
 and appends one metrics row per (step, model) to WORKDIR/metrics.jsonl:
 
-  step, width, seed, params, tokens_seen, lr, loss_bits (bits/token of this step's
-  batch, measured BEFORE the update), bits_<role> (bits/token by role), bayes_<role>
-  (the Bayes code's bits/token of the same batch's tokens of that role), step_bits
+  step, width, seed, params, tokens_seen (stream tokens trained on so far; row padding
+  excluded), lr, loss_bits (bits/token of this step's batch, measured BEFORE the update),
+  bits_<role> (bits/token by role), bayes_<role> (the Bayes code's bits/token of the same
+  batch's tokens of that role), tokens_<role> (the batch's tokens of that role), step_bits
   (total bits of this batch), preq_bits and preq_bits_<role> (cumulative prequential
   code, bits), bayes_bits and bayes_bits_<role> (cumulative Bayes code of the same
   tokens, bits), frozen, frozen_step, elapsed_s.
