@@ -59,6 +59,40 @@ def expected_blocks_of_size(alpha: float, beta: float, n: int, sizes) -> np.ndar
   return np.where((j >= 1) & (j <= n), out, 0.0)
 
 
+def _tail_blocks(alpha: float, beta: float, n: int, counts, chunk: int = 1 << 20) -> np.ndarray:
+  """sum_{j>=c} E[M_{j,n}] for each c in `counts` (c <= 1: E[K_n]; c > n: 0), accumulated over
+  chunks of j so that memory stays constant for long streams."""
+  c = np.asarray(counts, np.int64)
+  prefix = np.zeros(c.shape)            # sum_{j<c} E[M_{j,n}]
+  running = 0.0
+  for lo in range(1, n + 1, chunk):
+    hi = min(lo + chunk, n + 1)         # this chunk: j = lo .. hi - 1
+    cum = running + np.cumsum(expected_blocks_of_size(alpha, beta, n, np.arange(lo, hi)))
+    here = (c - 1 >= lo) & (c - 1 < hi)
+    prefix[here] = cum[c[here] - 1 - lo]
+    running = float(cum[-1])
+  return np.where(c > n, 0.0, np.maximum(running - prefix, 0.0))
+
+
+def expected_entities_at_least(alpha: float, beta: float, n: int, counts) -> np.ndarray:
+  """E[number of entities seen at least c times after n draws] = sum_{j>=c} E[M_{j,n}], per c
+  (beta > -alpha): the expected rank of count c in the rank-frequency (Zipf) curve."""
+  return _tail_blocks(alpha, beta, int(n), counts)
+
+
+def expected_ranked_counts(alpha: float, beta: float, n: int, ranks,
+                           grid_points: int = 4000) -> np.ndarray:
+  """The count at each rank of the expected rank-frequency curve: the c (real, log-log
+  interpolated on a geometric grid of counts) where sum_{j>=c} E[M_{j,n}] = rank. Its
+  log-log slope tends to -1/alpha."""
+  n = int(n)
+  c = np.unique(np.geomspace(1, n, grid_points).astype(np.int64))
+  tail = _tail_blocks(alpha, beta, n, c)          # non-increasing in c
+  keep = tail > 1e-9
+  x, y = np.log(tail[keep])[::-1], np.log(c[keep].astype(np.float64))[::-1]
+  return np.exp(np.interp(np.log(np.asarray(ranks, np.float64)), x, y))
+
+
 def expected_fact_singleton_fraction(alpha: float, beta: float, n: int,
                                      attribute_probs) -> float:
   """E[facts seen once] / E[facts seen] after n sentences (beta > 0).

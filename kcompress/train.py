@@ -7,7 +7,8 @@ and appends one metrics row per (step, model) to WORKDIR/metrics.jsonl:
   step, width, seed, params, tokens_seen (stream tokens trained on so far; row padding
   excluded), lr, loss_bits (bits/token of this step's batch, measured BEFORE the update),
   bits_<role> (bits/token by role), bayes_<role> (the Bayes code's bits/token of the same
-  batch's tokens of that role), tokens_<role> (the batch's tokens of that role), step_bits
+  batch's tokens of that role), tokens_<role> (the batch's tokens of that role), epoch
+  (finite-dataset mode: the pass over the dataset, from 0), step_bits
   (total bits of this batch), preq_bits and preq_bits_<role> (cumulative prequential
   code, bits), bayes_bits and bayes_bits_<role> (cumulative Bayes code of the same
   tokens, bits), frozen, frozen_step, elapsed_s.
@@ -192,6 +193,7 @@ class DataPipe:
   world: Any = None          # the stream's World (host numpy)
   dataset_stream: Any = None  # finite dataset: its StreamState (counts over the whole
                               # dataset), which the probes ask about; None for a stream
+  steps_per_epoch: int | None = None   # finite dataset: steps of one epoch
 
 
 def make_data_pipe(spec: data.DataSpec, config) -> DataPipe:
@@ -216,7 +218,8 @@ def make_data_pipe(spec: data.DataSpec, config) -> DataPipe:
       return {"step": state["step"] + 1}, model_batch(batch), source.bayes_bits_by_role(batch)
 
     init = {"step": jnp.zeros((), jnp.int32)}   # a tree, as orbax saves trees
-    return DataPipe(init, source.x64(finite_step), world, stream.state)
+    return DataPipe(init, source.x64(finite_step), world, stream.state,
+                    rows.token.shape[0] // batch_size)
 
   @jax.jit
   def stream_step(state):
@@ -442,6 +445,9 @@ def run(config, workdir: str) -> dict:
           f"name space of {spec.name_space} names, or the ids below injected entities); raise "
           f"config.data.name_alphabet or config.data.name_length")
     rows = _rows(step_done, models, param_counts, m, bayes_r, host, time.perf_counter() - t0)
+    if pipe.steps_per_epoch:   # finite dataset: which pass over it (Bayes bits in epoch 0 only)
+      for r in rows:
+        r["epoch"] = (step_done - 1) // pipe.steps_per_epoch
     for r in rows:
       if r["frozen"] and (r["width"], r["seed"]) not in frozen_seen:
         frozen_seen.add((r["width"], r["seed"]))

@@ -1,10 +1,11 @@
 """The report of a run, rebuilt from its saved files alone (numpy, scipy, matplotlib).
 
 Reads WORKDIR/{config.json, metrics.jsonl, probes.jsonl, ksf.jsonl, compressors.json,
-oracle_ksf.json} and writes
-WORKDIR/report/: PNG figures, `report.md` (figures with readings generated from the
-numbers) and `summary.json` (headline figures). Deterministic: the same files give
-the same summary.json.
+oracle_ksf.json, stream_stats.json} and writes
+WORKDIR/report/: PNG figures, `report.md` (the table of claims and verdicts, then
+figures with readings generated from the numbers) and `summary.json` (headline
+figures and `claims`, see kcompress.analysis.claims). Deterministic: the same files
+give the same summary.json.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections import defaultdict
 import numpy as np
 
 from kcompress import theory
-from kcompress.analysis import fits, ksf
+from kcompress.analysis import claims, fits, ksf
 
 ROLES = ("name", "syntax", "value", "end")
 
@@ -55,7 +56,7 @@ def load_run(workdir: str) -> dict:
   return {"config": config, "models": dict(sorted(by_model.items())),
           "ksf": dict(sorted(ksf.items())),
           "probes": dict(sorted(probes.items())), "compressors": optional("compressors.json"),
-          "oracle": optional("oracle_ksf.json")}
+          "oracle": optional("oracle_ksf.json"), "stream_stats": optional("stream_stats.json")}
 
 
 def _series(rows: list[dict], key: str) -> np.ndarray:
@@ -153,7 +154,7 @@ def summarize(run: dict) -> dict:
                                           seed=0).to_json()
     except (ValueError, RuntimeError):
       size_fit = None
-  return {
+  summary = {
       "alpha": alpha,
       "predicted_data_exponent": theory.data_scaling_exponent(alpha),
       "predicted_size_exponent_in_capacity": theory.size_scaling_exponent(alpha),
@@ -166,6 +167,8 @@ def summarize(run: dict) -> dict:
       "hallucination_floor": _floor_summary(run, per_model),
       "tokens": run["compressors"].get("num_tokens"),
   }
+  summary["claims"] = claims.run_claims(run, summary)
+  return summary
 
 
 def _floor_summary(run: dict, per_model: dict) -> dict | None:
@@ -641,6 +644,7 @@ def write_report(workdir: str) -> dict:
     json.dump(summary, f, indent=2, sort_keys=True, default=lambda x: None)
   r = _readings(summary)
   md = [f"# kcompress report: {workdir}", "",
+        "## Claims and verdicts", "", *claims.markdown_table(summary["claims"]), "",
         "## Code lengths", "![](code_lengths.png)", "", r["code"], "",
         "## Bits by role", "![](bits_by_role.png)", "", r["roles"], "",
         "## Scaling", "![](scaling.png)", "", r["scaling"], "",
@@ -657,5 +661,10 @@ def write_report(workdir: str) -> dict:
 
 
 def headline_lines(summary: dict) -> list[str]:
-  return list(summary.get("_readings", {}).values())
+  lines = list(summary.get("_readings", {}).values())
+  if summary.get("claims"):
+    n = claims.verdict_counts(summary["claims"])
+    lines.append(f"Claims: {n['consistent']} consistent, {n['inconsistent']} inconsistent, "
+                 f"{n['inconclusive']} inconclusive (report.md, top).")
+  return lines
 
