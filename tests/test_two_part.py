@@ -10,6 +10,7 @@ import pytest
 
 from configs.sweep import get_config
 from kcompress import model as model_lib, step as step_lib, train, two_part
+from kcompress.data import roles
 from kcompress.data.spec import BOS
 
 
@@ -71,11 +72,13 @@ def test_quantisation_is_exact_on_the_grid_and_zero_on_padding():
 
 
 def _direct_bits(params, cfg, width, batch):
-  """-log2 p of every target, by a separate path: log_softmax of the model's logits."""
+  """-log2 p of every stream target (0 on row padding), by a separate path: log_softmax of
+  the model's logits."""
   logits = model_lib.apply(params, cfg, jnp.asarray(batch["inputs_BxL"]), width)
   logp = jax.nn.log_softmax(logits)
   t = jnp.asarray(batch["targets_BxL"])
-  return -np.asarray(jnp.take_along_axis(logp, t[..., None], -1)[..., 0]) / math.log(2)
+  bits = -np.asarray(jnp.take_along_axis(logp, t[..., None], -1)[..., 0]) / math.log(2)
+  return np.where(np.asarray(batch["roles_BxL"]) == roles.PAD, 0.0, bits)
 
 
 def test_data_bits_are_what_the_quantised_model_assigns():
