@@ -74,3 +74,34 @@ def test_analysis_rejects_a_non_workdir(tmp_path):
   (tmp_path / "config.json").write_text("{}")
   proc = _analysis(str(tmp_path))
   assert proc.returncode != 0
+
+
+def test_comparison_of_two_tiny_runs_at_different_alphas(tiny_workdir, tmp_path):
+  """Two real `:tiny` runs (alpha 0.5 and 0.3): the comparison writes every documented
+  file, merges both runs' claims, and a rerun reproduces its summary.json exactly."""
+  from kcompress import train
+  other = str(tmp_path / "tiny-a0.3")
+  cfg = get_config("tiny")
+  cfg.data.alpha = 0.3
+  cfg.train.num_steps = 20
+  train.run(cfg, other)
+  out = str(tmp_path / "compare")
+  cli = [sys.executable, "-m", "kcompress.analysis", f"--workdir={tiny_workdir}",
+         f"--workdir={other}", f"--out={out}"]
+  proc = subprocess.run(cli, cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr
+  for name in ("summary.json", "report.md", "exponents.png"):
+    assert os.path.getsize(os.path.join(out, name)) > 0, name
+  with open(os.path.join(out, "summary.json")) as f:
+    first = f.read()
+  summary = json.loads(first)
+  assert [r["alpha"] for r in summary["runs"]] == [0.3, 0.5]
+  assert {c["workdir"] for c in summary["claims"]} == {tiny_workdir, other}
+  assert {c["verdict"] for c in summary["claims"]} <= {"consistent", "inconsistent",
+                                                       "inconclusive"}
+  with open(os.path.join(out, "report.md")) as f:
+    assert "![](exponents.png)" in f.read()
+  proc = subprocess.run(cli, cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr
+  with open(os.path.join(out, "summary.json")) as f:
+    assert f.read() == first
