@@ -19,15 +19,16 @@ claims, and what kcompress measures"):
   curve the data law is fitted on). Tests Heaps, Zipf, syntax before knowledge,
   frequency-ordered acquisition, wider-learns-rarer, the data exponent 1 - alpha of the
   knowledge part (models and the Bayes code), hallucination. About 9 minutes per alpha
-  (`launch/alphas.sh` runs 0.3, 0.5, 0.7: under 30 minutes).
+  (`launch/alphas.sh` runs 0.3, 0.5, 0.7: 27 minutes measured).
 - `size`: the capacity-limited regime. Small widths 8-96 at depth 1 trained for many
-  epochs on a finite dataset of 12k sentences, so the smaller models saturate while the
+  epochs (60) on a finite dataset of 12k sentences, so the smaller models saturate while the
   dataset still holds facts they have not stored. Tests the size exponent 1/alpha - 1.
-  About 15 minutes.
-- `finetune`: fine-tunes the `data` run (`runs/paper-data`; make it first) on injected
+  About 13 minutes.
+- `finetune`: fine-tunes the `data` run (`runs/paper-data`; make it first, or point
+  `--config.init_from` at one of `launch/alphas.sh`'s runs, e.g. runs/paper-data-a0.5) on injected
   entities with 1-128 deliveries and half the batch replayed. Tests acquisition vs
   repetitions, forgetting, and whether learning new facts raises confident answers on
-  never-seen entities. About 3 minutes.
+  never-seen entities. About 2 minutes.
 - `data_gpu`, `size_gpu`, `finetune_gpu`: the same experiments sized for one accelerator
   (wider and deeper models, longer streams); not run on this CPU.
 """
