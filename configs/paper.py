@@ -60,7 +60,7 @@ def _data_regime(c: ml_collections.ConfigDict, gpu: bool) -> None:
   if gpu:
     c.data.context_length = 256
     c.data.name_length = 4
-    c.data.name_alphabet = 32
+    c.data.name_alphabet = 48        # 48^4 = 5.3M names: room for E[K_n] at alpha 0.7
     c.model.widths = (128, 256, 512, 1024)
     c.model.depth = 4
     c.model.head_dim = 64
@@ -90,6 +90,7 @@ def _size_regime(c: ml_collections.ConfigDict, gpu: bool) -> None:
   c.ksf.sample_batches = 8
   c.ksf.precisions = (0, 4)
   if gpu:
+    c.data.name_alphabet = 48        # 48^3 = 110k names: room for E[K_n] at alpha 0.7
     c.data.num_sentences = 200000
     c.model.widths = (16, 32, 48, 64, 96, 128, 192, 256)
     c.model.depth = 2

@@ -123,3 +123,18 @@ def test_local_failure_names_the_process_and_stops_the_others(tmp_path):
   assert proc.returncode == 3
   assert f"process 1 exited with status 3; log: {tmp_path}/w/logs/process_1.log" in proc.stderr
   assert "boom in process 1" in proc.stderr
+
+
+def test_alphas_dry_run(tmp_path):
+  """One kcompress.main per alpha, each in its own workdir, then the comparison of them."""
+  proc = _run("alphas.sh", tmp_path, "--dry-run", "--config.train.num_steps=7",
+              KC_ALPHAS="0.3 0.6", KC_WORKDIR=str(tmp_path / "w"))
+  assert proc.returncode == 0, proc.stderr
+  cmds = _commands(proc.stdout)
+  assert len(cmds) == 3
+  for cmd, alpha in zip(cmds, ("0.3", "0.6")):
+    assert "-m kcompress.main --config.train.num_steps=7 --config=configs/paper.py:data" in cmd
+    assert f"--config.data.alpha={alpha}" in cmd and f"--workdir={tmp_path}/w-a{alpha}" in cmd
+  assert cmds[2].endswith(f"-m kcompress.analysis --workdir={tmp_path}/w-a0.3 "
+                          f"--workdir={tmp_path}/w-a0.6 --out={tmp_path}/w-compare")
+  assert not any(tmp_path.glob("w-a*")) and _called(tmp_path) == []
