@@ -248,8 +248,9 @@ def write_stream_baselines(spec: data.DataSpec, config, workdir: str, num_tokens
   WORKDIR/compressors.json: classical compressors' bits. WORKDIR/oracle_ksf.json: the
   oracle structure function of the sentences that started inside those tokens
   (`kcompress.analysis.oracle`). WORKDIR/stream_stats.json: their Heaps curve and counts
-  of counts beside independent PYCRP replicates (`kcompress.data.stats.stream_stats`). The training batches are the one-shot stream cut into
-  rows (tested), so the stream is regenerated here rather than kept.
+  of counts beside independent PYCRP replicates (`kcompress.data.stats.stream_stats`).
+  The training batches serve a prefix of the one-shot stream (tested), so the stream is
+  regenerated here rather than kept.
   """
   from kcompress import compressors
   from kcompress.analysis import oracle
@@ -389,6 +390,9 @@ def run(config, workdir: str) -> dict:
   ksf_writer = metrics.Writer(ksf_path, enabled=is_writer)
   ksf_sample = two_part.sample_batches(pipe, num_steps, config.ksf.sample_batches)
   scorers = [two_part.make_scorer(cfg) for cfg, _ in layout.buckets]
+  # Stream tokens of the run's data x, estimated like its data bits: from the sample.
+  data_tokens = int(round(float(np.mean(step_lib.is_real(ksf_sample[1]["roles_BxL"]).sum(
+      (1, 2)))) * num_steps))
 
   def evaluate_two_part(step_done: int):
     """Two-part code points of every model after `step_done` updates (ksf.jsonl)."""
@@ -398,7 +402,7 @@ def run(config, workdir: str) -> dict:
     rows = two_part.ksf_rows(step_done, num_steps, ksf_sample[0], points, preq)
     ksf_writer.write([dict(step=step_done, width=w, seed=s, params=param_counts[i],
                            tokens_seen=host["tokens_seen"],
-                           data_tokens=num_steps * tokens_per_step,
+                           data_tokens=data_tokens,
                            sample_batches=len(ksf_sample[0]), preq_bits=float(preq[i]), **row)
                       for i, ((w, s), row) in enumerate(zip(models, rows))])
 
@@ -410,7 +414,7 @@ def run(config, workdir: str) -> dict:
       batch_state = data_state if plan is None else data_state.batch
       with jax.enable_x64(True):
         stream = jax.device_get(batch_state.stream if spec.packing == "stream" else
-                                served_counts(jax.device_get(batch_state)))
+                                served_counts(batch_state))
     pset = probes.build_probes(spec, pipe.world, stream, config.probe.seed + step_done,
                                config.probe.per_bin, config.probe.num_bins, config.probe.num_fresh)
     if plan is not None:
