@@ -172,3 +172,23 @@ def test_bad_configs_fail_before_compiling(tmp_path, monkeypatch):
   cfg.train.num_steps = 99          # run length may change on resume
   with pytest.raises(ValueError, match=r"data.alpha.*model.depth|model.depth.*data.alpha"):
     train.check_workdir(str(tmp_path), cfg)
+
+
+def test_entity_overflow_stops_the_run_at_its_step(tmp_path, monkeypatch):
+  """A stream that runs out of names stops at the step whose batch overflowed, naming the
+  fields to raise; no row of that step (clipped entity ids, log2(0) name bits) is logged.
+  The early check (2 E[K_n] names) is switched off so the run reaches the overflow."""
+  cfg = get_config("tiny")
+  cfg.data.name_alphabet = 3
+  cfg.data.name_length = 2          # 9 names; a :tiny batch draws ~15 sentences
+  cfg.eval_every = 1000
+  monkeypatch.setattr(train.data, "check_name_space", lambda spec, n: None)
+  workdir = str(tmp_path / "overflow")
+  with pytest.raises(RuntimeError, match=r"step (\d+): .*config.data.name_alphabet or "
+                                         r"config.data.name_length") as err:
+    train.run(cfg, workdir)
+  step = int(err.value.args[0].split(":")[0].split()[1])
+  rows = metrics.read_rows(os.path.join(workdir, "metrics.jsonl"))
+  assert 1 < step < cfg.train.num_steps   # the first batch fits: rows before it are logged
+  assert {r["step"] for r in rows} == set(range(1, step))
+  assert all(np.isfinite(r["loss_bits"]) and np.isfinite(r["bayes_bits"]) for r in rows)
