@@ -179,8 +179,8 @@ def test_entity_overflow_stops_the_run_at_its_step(tmp_path, monkeypatch):
   fields to raise; no row of that step (clipped entity ids, log2(0) name bits) is logged.
   The early check (2 E[K_n] names) is switched off so the run reaches the overflow."""
   cfg = get_config("tiny")
-  cfg.data.name_alphabet = 3
-  cfg.data.name_length = 2          # 9 names; a :tiny batch draws ~15 sentences
+  cfg.data.name_alphabet = 6
+  cfg.data.name_length = 2          # 36 names; a :tiny batch holds ~15 sentences
   cfg.eval_every = 1000
   monkeypatch.setattr(train.data, "check_name_space", lambda spec, n: None)
   workdir = str(tmp_path / "overflow")
