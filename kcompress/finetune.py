@@ -46,9 +46,10 @@ def is_finetune(config) -> bool:
 
 def check_compatible(config, pretrained) -> None:
   """The fine-tuning config must describe the pretrained run's data, models and seeds."""
-  from kcompress.train import flatten
+  from kcompress.train import ADDED_FIELDS, flatten
   new = flatten({k: json.loads(config.to_json())[k] for k in COMPATIBLE_SECTIONS})
-  old = flatten({k: json.loads(pretrained.to_json())[k] for k in COMPATIBLE_SECTIONS})
+  old = {**ADDED_FIELDS,
+         **flatten({k: json.loads(pretrained.to_json())[k] for k in COMPATIBLE_SECTIONS})}
   differ = sorted(k for k in set(new) | set(old) if new.get(k) != old.get(k))
   if differ:
     detail = ", ".join(f"config.{k}: {old.get(k)!r} (pretrained) vs {new.get(k)!r}"

@@ -52,6 +52,8 @@ from kcompress.data import price, roles, source, stats as data_stats
 from kcompress.data.spec import BOS
 
 # Fields a run may change when it resumes (full dotted names).
+# Fields added after runs existed, with the value those runs had (they resume as they ran).
+ADDED_FIELDS = {"data.packing": "stream"}
 _IGNORED_FOR_RESUME = ("train.num_steps", "log_every", "eval_every", "checkpoint_every",
                        "mesh.model", "mesh.data")
 
@@ -114,7 +116,7 @@ def check_workdir(workdir: str, config) -> None:
   if not os.path.exists(path):
     return
   with open(path) as f:
-    old = flatten(json.load(f))
+    old = {**ADDED_FIELDS, **flatten(json.load(f))}
   new = flatten(json.loads(config.to_json()))
   differ = sorted(k for k in set(old) | set(new)
                   if old.get(k) != new.get(k) and k not in _IGNORED_FOR_RESUME)
