@@ -265,7 +265,8 @@ def write_stream_baselines(spec: data.DataSpec, config, workdir: str, num_tokens
   used = int(np.searchsorted(np.cumsum(stream.sentences.length_N), num_tokens, side="left")) + 1
   with open(os.path.join(workdir, "oracle_ksf.json"), "w") as f:
     json.dump(oracle.oracle_ksf_of_stream(spec, stream, used), f)
-  stats = data_stats.stream_stats(spec.alpha, spec.beta, stream.sentences.entity_N[:used])
+  stats = data_stats.stream_stats(spec.alpha, spec.beta, stream.sentences.entity_N[:used],
+                                  stream.sentences.is_new_N[:used])
   with open(os.path.join(workdir, "stream_stats.json"), "w") as f:
     json.dump(stats, f)
 

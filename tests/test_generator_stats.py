@@ -55,7 +55,7 @@ def _entities(alpha):
   """
   if alpha == ALPHA:
     return _streams()[2].entity_N
-  return stats.replicate_entities(alpha, BETA, NUM_SENTENCES, NUM_SEEDS)
+  return stats.replicate_entities(alpha, BETA, NUM_SENTENCES, NUM_SEEDS)[0]
 
 
 def _mean_se(x):

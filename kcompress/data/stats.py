@@ -60,13 +60,6 @@ def fact_singletons(fact_counts) -> dict[str, float]:
           "missing_mass": singles / total if total else float("nan")}
 
 
-def first_occurrences(entity_N) -> np.ndarray:
-  """bool [N]: the entity's first occurrence (entities are numbered in creation order, so
-  a new entity is one above every earlier id)."""
-  running = np.maximum.accumulate(np.asarray(entity_N))
-  return np.concatenate([[True], running[1:] > running[:-1]])
-
-
 def counts_of_counts(entity_N) -> dict[str, list[int]]:
   """{count: [c ...], entities: [M_c ...]}: how many entities occur exactly c times."""
   c, m = np.unique(np.bincount(np.asarray(entity_N)), return_counts=True)
@@ -75,8 +68,9 @@ def counts_of_counts(entity_N) -> dict[str, list[int]]:
 
 
 def replicate_entities(alpha: float, beta: float, num_sentences: int,
-                       num_replicates: int = NUM_REPLICATES) -> np.ndarray:
-  """Entity sequences of independent PYCRP(alpha, beta) streams: int32 [R, N] (host numpy).
+                       num_replicates: int = NUM_REPLICATES) -> tuple[np.ndarray, np.ndarray]:
+  """Entity sequences of independent PYCRP(alpha, beta) streams and their first-occurrence
+  flags: (int32 [R, N], bool [R, N]) (host numpy).
 
   Keyed by REPLICATE_SEED_BASE + r, apart from any run's own stream keys.
   """
@@ -85,25 +79,27 @@ def replicate_entities(alpha: float, beta: float, num_sentences: int,
   from kcompress.data import pycrp
 
   def one(key):
-    _, entity, _ = pycrp.pycrp_draw(alpha, beta, num_sentences, key,
-                                    pycrp.crp_init(num_sentences), num_sentences)
-    return entity
+    _, entity, is_new = pycrp.pycrp_draw(alpha, beta, num_sentences, key,
+                                         pycrp.crp_init(num_sentences), num_sentences)
+    return entity, is_new
 
   with jax.enable_x64(True):
     keys = jnp.stack([jax.random.PRNGKey(REPLICATE_SEED_BASE + r) for r in range(num_replicates)])
-    return np.asarray(jax.jit(jax.vmap(one))(keys))
+    return jax.device_get(jax.jit(jax.vmap(one))(keys))
 
 
-def stream_stats(alpha: float, beta: float, entity_N, num_replicates: int = NUM_REPLICATES) -> dict:
-  """Heaps curve and counts of counts of a stream's entity sequence, beside the same of
+def stream_stats(alpha: float, beta: float, entity_N, is_new_N,
+                 num_replicates: int = NUM_REPLICATES) -> dict:
+  """Heaps curve and counts of counts of a stream's entity sequence (and its first-occurrence
+  flags), beside the same of
   `num_replicates` independent PYCRP streams of the same length (their spread is the
   sampling spread of any statistic of the stream). JSON-ready (WORKDIR/stream_stats.json).
   """
   entity_N = np.asarray(entity_N)
-  n, k = heaps_curve(first_occurrences(entity_N))
-  reps = replicate_entities(alpha, beta, len(entity_N), num_replicates)
+  n, k = heaps_curve(is_new_N)
+  reps = zip(*replicate_entities(alpha, beta, len(entity_N), num_replicates))
   return {"num_sentences": int(len(entity_N)), "alpha": alpha, "beta": beta,
           "heaps": {"n": n.tolist(), "entities": k.tolist()},
           "counts_of_counts": counts_of_counts(entity_N),
-          "replicates": [{"heaps_entities": heaps_curve(first_occurrences(e))[1].tolist(),
-                          "counts_of_counts": counts_of_counts(e)} for e in reps]}
+          "replicates": [{"heaps_entities": heaps_curve(new)[1].tolist(),
+                          "counts_of_counts": counts_of_counts(e)} for e, new in reps]}
