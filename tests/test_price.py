@@ -62,3 +62,25 @@ def test_pricing_any_order_matches_the_vectorised_code():
       got.append(np.asarray(bits))
   np.testing.assert_allclose(np.concatenate(got), want, rtol=1e-12, atol=1e-9)
   assert int(priced.crp.index) == len(np.unique(rows.sentence[order][rows.sentence[order] >= 0]))
+
+
+def test_pricing_maps_entity_ids_through_entity_slot():
+  """Fine-tuning prices injected entities (ids at the top of the name space) in slots after
+  the stream's: relabelling entities to such ids and mapping them back through
+  `entity_slot` gives the same bits as pricing the original ids."""
+  spec = _spec(context_length=24)
+  rows, stream = source.dataset_rows(spec, seed=3, num_sentences=300)   # as test_packing
+  top = spec.name_space - 1
+  moved = (rows.entity >= 0) & (rows.entity % 3 == 0)
+  relabelled = rows._replace(entity=np.where(moved, top - rows.entity, rows.entity))
+  with jax.enable_x64(True):
+    world = jax.tree.map(jnp.asarray, stream.world)
+    capacity = int(rows.entity.max()) + 1
+    slot = lambda e: jnp.where(e > top // 2, top - e, e)
+    price_rows = jax.jit(lambda p, r, mapped: price.price_rows(
+        spec, world, p, r, slot if mapped else (lambda e: e)), static_argnums=2)
+    batch = lambda r: jax.tree.map(lambda x: jnp.asarray(x[:12]), r)
+    _, want = price_rows(stream_lib.init_stream(spec, capacity), batch(rows), False)
+    _, got = price_rows(stream_lib.init_stream(spec, capacity), batch(relabelled), True)
+  np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+  assert moved[:12].any() and np.asarray(want).sum() > 0
