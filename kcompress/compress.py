@@ -14,8 +14,8 @@ forward pass per position.
 Rows are laid out as in training (sentence packing: whole sentences, padded tails); a
 header sends each row's number of stream tokens (`header_bits`), and padding is never
 coded. Prints ONE JSON line: bits_actual (size of the compressed words), header_bits,
-bits_total (both), bits_ideal (sum of -log2 p under the float model), overhead_bits, roundtrip_ok, bayes_bits (the exact
-Bayes code of the same tokens), compressors_bits (gzip, bz2, xz, zstd of the same
+bits_total (both), bits_ideal (sum of -log2 p under the float model), overhead_bits,
+roundtrip_ok, bayes_bits (the exact Bayes code of the same tokens), compressors_bits (gzip, bz2, xz, zstd of the same
 tokens), tokens per second of the coder alone (encode) and with the model's
 forward passes (encode_with_model; decode always includes them).
 
@@ -40,7 +40,7 @@ import numpy as np
 from absl import app, flags
 
 from kcompress import compressors, model as model_lib, step as step_lib, workdir as workdir_lib
-from kcompress.data.roles import END, NUM_ROLES
+from kcompress.data.roles import END
 from kcompress.data.spec import BOS, END as END_TOKEN
 
 PRECISION_BITS = 24   # constriction's default probability precision for 32-bit words
@@ -168,7 +168,7 @@ def compress(workdir: str, model: str | None, num_sentences: int, step: int | No
   batch, bayes_bits, ended = fresh_batches(restored, num_sentences)
   targets = batch["targets_BxL"]
   # Padding is a row's tail (sentence packing): the header sends each row's length.
-  lengths_R = (batch["roles_BxL"] < NUM_ROLES).sum(1)
+  lengths_R = step_lib.is_real(batch["roles_BxL"]).sum(1)
   header_bits = row_length_header_bits(*targets.shape)
   _distribution_fn(cfg)(params, width, np.zeros_like(batch["inputs_BxL"]), 0)   # compile, untimed
   t0 = time.perf_counter()

@@ -192,7 +192,7 @@ def _num(x) -> float:
   return math.nan if x is None else float(x)
 
 
-def _bin_start(label: str) -> int:
+def bin_start(label: str) -> int:
   """Lower edge of an occurrence-bin label: '4-7' -> 4, '512+' -> 512."""
   return int(label.split("-")[0].rstrip("+"))
 
@@ -731,8 +731,8 @@ NO_PROBES = "no probes in this run"
 def _knowledge_bins(probe_row: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
   """(bin start, n, accuracy, labels) of the bins with n > 0, by bin start."""
   kn = probe_row.get("knowledge", {})
-  labels = sorted((l for l in kn if kn[l].get("n", 0) > 0), key=_bin_start)
-  return (np.array([_bin_start(l) for l in labels], float),
+  labels = sorted((l for l in kn if kn[l].get("n", 0) > 0), key=bin_start)
+  return (np.array([bin_start(l) for l in labels], float),
           np.array([kn[l]["n"] for l in labels], np.int64),
           np.array([kn[l]["accuracy"] for l in labels], float), labels)
 
@@ -779,7 +779,7 @@ def claim_wider_rarer(run: dict) -> dict:
   for row in models.values():
     labels = {l for l, v in row.get("knowledge", {}).items() if v.get("n", 0) > 0}
     shared = labels if shared is None else shared & labels
-  labels = sorted(shared, key=_bin_start)
+  labels = sorted(shared, key=bin_start)
   widths = sorted({k[0] for k in models})
   if len(widths) < 2 or not labels:
     return _claim("wider_rarer", claim, q, 0.0, None, None, "above", ok=False,
@@ -889,15 +889,15 @@ def claims_finetune(run: dict, key) -> list[dict]:
   before, after = rows[0], rows[-1]
   out = []
   inj = after.get("injected", {})
-  labels = sorted((l for l in inj if inj[l].get("n", 0) > 0), key=_bin_start)
-  start = np.array([_bin_start(l) for l in labels], float)
+  labels = sorted((l for l in inj if inj[l].get("n", 0) > 0), key=bin_start)
+  start = np.array([bin_start(l) for l in labels], float)
   n = np.array([inj[l]["n"] for l in labels], np.int64)
   acc = np.array([inj[l]["accuracy"] for l in labels], float)
   out.append(_rank_claim("finetune_acquisition", ca, qa, start, n, acc, model,
                          f"step {after['step']}; delivery bins {', '.join(labels)}"))
   kb, ka = before.get("knowledge", {}), after.get("knowledge", {})
   shared = sorted((l for l in set(kb) & set(ka) if kb[l].get("n", 0) > 0 and ka[l].get("n", 0) > 0),
-                  key=_bin_start)
+                  key=bin_start)
   if not shared:
     out.append(_claim("finetune_forgetting", cb, qb, 0.0, None, None, "below", model=model,
                       ok=False, why_not="no pretraining bin probed both before and after"))

@@ -81,16 +81,11 @@ def first_within(model: np.ndarray, floor: np.ndarray, steps: np.ndarray, tol: f
   return int(steps[hit[0]]) if len(hit) else None
 
 
-def _bin_start(label: str) -> int:
-  """The lower edge of an occurrence-bin label: '4-7' -> 4, '512+' -> 512."""
-  return int(label.split("-")[0].rstrip("+"))
-
-
 def frequency_at_half_accuracy(knowledge: dict) -> float | None:
   """Smallest occurrence count (bin's lower edge) whose accuracy reaches 50%, else None."""
-  for label, v in sorted(knowledge.items(), key=lambda kv: _bin_start(kv[0])):
+  for label, v in sorted(knowledge.items(), key=lambda kv: claims.bin_start(kv[0])):
     if v["accuracy"] >= 0.5:
-      return float(_bin_start(label))
+      return float(claims.bin_start(label))
   return None
 
 
@@ -234,7 +229,7 @@ def _finetune_summary(run: dict) -> dict | None:
   for (width, seed), rows in run["probes"].items():
     before, after = rows[0], rows[-1]
     injected = after.get("injected", {})
-    shared = sorted(set(before["knowledge"]) & set(after["knowledge"]), key=_bin_start)
+    shared = sorted(set(before["knowledge"]) & set(after["knowledge"]), key=claims.bin_start)
     fresh = lambda r: r["hallucination"].get("fresh", {}).get("confident")
     out["models"][f"{width}/{seed}"] = {
         "width": width, "seed": seed, "before_step": before["step"], "after_step": after["step"],
@@ -338,7 +333,7 @@ def figure_knowledge(run: dict, path: str) -> None:
     return
   fig, axes = plt.subplots(1, len(models) + 1, figsize=(3.4 * (len(models) + 1), 3.8))
   labels = sorted({lab for rows in run["probes"].values() for r in rows for lab in r["knowledge"]},
-                  key=_bin_start)
+                  key=claims.bin_start)
   for ax, key in zip(axes, models):
     rows = run["probes"][key]
     grid = np.array([[r["knowledge"].get(lab, {}).get("accuracy", np.nan) for lab in labels]
@@ -355,7 +350,7 @@ def figure_knowledge(run: dict, path: str) -> None:
   ax = axes[-1]
   for key in models:
     last = run["probes"][key][-1]["knowledge"]
-    xs = [_bin_start(l) for l in labels if l in last]
+    xs = [claims.bin_start(l) for l in labels if l in last]
     ax.plot(xs, [last[l]["accuracy"] for l in labels if l in last], "o-", label=f"width {key[0]}")
   ax.set_xscale("log", base=2)
   ax.set_xlabel("entity occurrences (bin start)")
@@ -407,8 +402,8 @@ def figure_capacity(run: dict, path: str) -> None:
     axes[0].plot([r["step"] for r in rows], np.where(bpp > 0, bpp, np.nan), "o-", ms=3,
                  label=f"width {width} ({rows[-1]['params']:,} params)")
     last = rows[-1]["knowledge"]
-    labels = sorted((l for l in last if last[l]["fact_entropy_bits"] > 0), key=_bin_start)
-    axes[1].plot([_bin_start(l) for l in labels],
+    labels = sorted((l for l in last if last[l]["fact_entropy_bits"] > 0), key=claims.bin_start)
+    axes[1].plot([claims.bin_start(l) for l in labels],
                  [last[l]["stored_bits"] / last[l]["fact_entropy_bits"] for l in labels], "o-",
                  label=f"width {width}")
   axes[0].axhline(REFERENCE_BITS_PER_PARAM, color="k", ls="--",
@@ -509,13 +504,13 @@ def figure_finetune(run: dict, summary: dict, path: str) -> None:
   fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
   for i, ((width, seed), rows) in enumerate(run["probes"].items()):
     m, color = ft["models"][f"{width}/{seed}"], f"C{i}"
-    inj = sorted(m["injected_accuracy"].items(), key=lambda kv: _bin_start(kv[0]))
-    axes[0].plot([_bin_start(k) for k, _ in inj], [v for _, v in inj], "o-", color=color,
+    inj = sorted(m["injected_accuracy"].items(), key=lambda kv: claims.bin_start(kv[0]))
+    axes[0].plot([claims.bin_start(k) for k, _ in inj], [v for _, v in inj], "o-", color=color,
                  label=f"width {width}")
     before, after = rows[0]["knowledge"], rows[-1]["knowledge"]
     for probe, style, when in ((before, "--", "before"), (after, "-", "after")):
-      labels = sorted(probe, key=_bin_start)
-      axes[1].plot([_bin_start(b) for b in labels], [probe[b]["accuracy"] for b in labels], style,
+      labels = sorted(probe, key=claims.bin_start)
+      axes[1].plot([claims.bin_start(b) for b in labels], [probe[b]["accuracy"] for b in labels], style,
                    marker="o", ms=3, color=color, label=f"width {width} {when}")
     axes[2].plot([r["step"] for r in rows],
                  [r["hallucination"].get("fresh", {}).get("confident", np.nan) for r in rows],

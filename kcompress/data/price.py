@@ -29,19 +29,8 @@ from kcompress.data import roles
 from kcompress.data.bayes import bayes_code_bits
 from kcompress.data.spec import DataSpec
 from kcompress.data.stream import RawSentences, Sentences, StreamState
-from kcompress.data.tokens import Tokens, render
+from kcompress.data.tokens import Tokens, render, sentence_starts
 from kcompress.data.world import World
-
-
-def sentence_starts(flat: Tokens, live: jax.Array, max_sentences: int):
-  """(start positions int32 [S], valid bool [S]) of the sentences opening in flat tokens
-  where `live`: a NAME token after a non-NAME token (or at position 0)."""
-  role = flat.role
-  prev_name = jnp.concatenate([jnp.zeros((1,), bool), role[:-1] == roles.NAME])
-  is_start = live & (role == roles.NAME) & ~prev_name
-  size = role.shape[0]
-  start_S = jnp.nonzero(is_start, size=max_sentences, fill_value=size)[0].astype(jnp.int32)
-  return start_S, start_S < size
 
 
 def parse_sentences(spec: DataSpec, world: World, flat: Tokens, start_S: jax.Array,

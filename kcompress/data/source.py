@@ -19,7 +19,7 @@ from kcompress.data.bayes import SentenceBits, bayes_code_bits
 from kcompress.data.spec import END, DataSpec
 from kcompress.data.stream import (RawSentences, Sentences, StreamState, count_history,
                                    generate_sentences, init_stream, rank_within_groups)
-from kcompress.data.tokens import Tokens, pack, render
+from kcompress.data.tokens import Tokens, pack, render, sentence_starts
 from kcompress.data.world import World, draw_world
 
 
@@ -128,8 +128,8 @@ def pack_sentences(flat: Tokens, fill: jax.Array, num_rows: int, context: int,
   rows_used = num_rows if rows_used is None else rows_used
   pos = jnp.arange(size, dtype=jnp.int32)
   live = pos < fill
-  is_start = live & jnp.concatenate([jnp.ones((1,), bool), flat.role[:-1] == roles.END])
-  start_S1 = jnp.nonzero(is_start, size=max_sentences + 1, fill_value=fill)[0].astype(jnp.int32)
+  start_S1, _ = sentence_starts(flat, live, max_sentences + 1)
+  start_S1 = jnp.minimum(start_S1, fill)   # missing starts at `fill`: zero-length, unavailable
   length_S = jnp.diff(start_S1)
   avail_S = start_S1[:-1] < fill
 
@@ -144,7 +144,7 @@ def pack_sentences(flat: Tokens, fill: jax.Array, num_rows: int, context: int,
   _, (row_S, offset_S) = jax.lax.scan(place, (zero, zero), (length_S, avail_S))
   served_S = row_S < rows_used
   consumed = jnp.sum(jnp.where(served_S, length_S, 0), dtype=jnp.int32)
-  k_P = jnp.clip(jnp.cumsum(is_start) - 1, 0, max_sentences - 1)
+  k_P = jnp.clip(jnp.searchsorted(start_S1, pos, side="right") - 1, 0, max_sentences - 1)
   dest = row_S[k_P] * context + offset_S[k_P] + pos - start_S1[k_P]
   dest = jnp.where(live & (pos < consumed), dest, num_rows * context)
   pad = Tokens(token=jnp.full((num_rows * context,), END, jnp.int32),

@@ -89,3 +89,15 @@ def pack(tokens: Tokens, valid: jax.Array, length_N: jax.Array, size: int,
   if into is None:
     into = jax.tree.map(lambda x: jnp.zeros((size,), x.dtype), tokens)
   return jax.tree.map(lambda buf, x: buf.at[dest].set(x.reshape(-1), mode="drop"), into, tokens)
+
+
+def sentence_starts(flat: Tokens, live: jax.Array, max_sentences: int):
+  """(start positions int32 [S], valid bool [S]) of the first `max_sentences` sentences
+  opening in flat tokens where `live`: a NAME token after a non-NAME token (or at position
+  0). Missing entries hold the size of `flat`."""
+  role = flat.role
+  prev_name = jnp.concatenate([jnp.zeros((1,), bool), role[:-1] == roles.NAME])
+  is_start = live & (role == roles.NAME) & ~prev_name
+  size = role.shape[0]
+  start_S = jnp.nonzero(is_start, size=max_sentences, fill_value=size)[0].astype(jnp.int32)
+  return start_S, start_S < size
