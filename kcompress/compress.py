@@ -25,21 +25,29 @@ shared in proportion), and the range coder (64-bit state, 32-bit words) truncate
 range, >= 2^32 after renormalisation, to 24-bit probability precision, losing at most a
 factor (1 + 2^-8) per symbol; flushing costs at most two words. So
   bits_actual - bits_ideal <= n (-log2(1 - V 2^-24) + log2(1 + 2^-8)) + 64.
+
+Bad inputs (--num_sentences < 1, a malformed --model or one not in the sweep, a missing
+workdir, a step with no checkpoint) are checked before anything compiles and end as one
+line `error: ...` on stderr with exit status 2 (`kcompress.cli`).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
+import os
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from kcompress import compressors, model as model_lib, step as step_lib, workdir as workdir_lib
+from kcompress import checkpoint, compressors, model as model_lib, step as step_lib
+from kcompress import workdir as workdir_lib
+from kcompress.errors import UserError
 from kcompress.data.roles import END
 from kcompress.data.spec import BOS, END as END_TOKEN
 
@@ -59,17 +67,68 @@ def row_length_header_bits(num_rows: int, context: int) -> int:
   return int(num_rows * math.ceil(math.log2(context + 1)))
 
 
-def pick_model(restored, model: str | None) -> int:
-  """Index of WIDTH[,SEED] in the sweep (default: the widest width, first seed)."""
-  models = list(restored.setup.models)
+def parse_model(model: str | None) -> tuple[int, ...] | None:
+  """--model=WIDTH[,SEED] -> (width,) or (width, seed); None/"" -> None (the default)."""
   if not model:
+    return None
+  parts = model.split(",")
+  if len(parts) > 2 or not all(p.strip().lstrip("-").isdigit() for p in parts):
+    raise UserError(f"--model={model}: expected WIDTH or WIDTH,SEED (integers), e.g. 64 or 64,1")
+  return tuple(int(p) for p in parts)
+
+
+def _model_index(models, model: str | None) -> int:
+  parts = parse_model(model)
+  if parts is None:
     width = max(w for w, _ in models)
     return next(i for i, (w, _) in enumerate(models) if w == width)
-  parts = [int(x) for x in model.split(",")]
   for i, (w, s) in enumerate(models):
     if w == parts[0] and (len(parts) == 1 or s == parts[1]):
       return i
-  raise ValueError(f"--model={model}: not in this sweep; it has (width, seed) {models}")
+  raise UserError(f"--model={model}: not in this sweep; it has (width, seed) {list(models)}")
+
+
+def pick_model(restored, model: str | None) -> int:
+  """Index of WIDTH[,SEED] in the sweep (default: the widest width, first seed)."""
+  return _model_index(list(restored.setup.models), model)
+
+
+def check_args(workdir: str, model: str | None, num_sentences, step: int | None) -> None:
+  """Every input checked before anything compiles: UserError naming the flag.
+
+  The flags that need no workdir come first (so --num_sentences=0 fails without one)."""
+  if (not isinstance(num_sentences, (int, np.integer)) or isinstance(num_sentences, bool)
+      or num_sentences < 1):
+    raise UserError(f"--num_sentences={num_sentences}: must be a positive integer (sentences "
+                    "of fresh stream to code)")
+  parse_model(model)
+  if step is not None and step < 0:
+    raise UserError(f"--step={step}: must be a checkpointed step >= 0 (default: the latest)")
+  if not workdir:
+    raise UserError("--workdir is required: a kcompress run directory")
+  if not os.path.isdir(workdir):
+    raise UserError(f"--workdir={workdir}: no such directory")
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise UserError(f"--workdir={workdir}: not a kcompress workdir (it has no config.json)")
+  try:
+    with open(path) as f:
+      config = json.load(f)
+  except (OSError, ValueError) as e:
+    raise UserError(f"--workdir={workdir}: cannot read its config.json ({e})") from None
+  try:
+    models = list(itertools.product(config["model"]["widths"], config["sweep"]["seeds"]))
+  except (KeyError, TypeError):
+    raise UserError(f"--workdir={workdir}: its config.json has no model.widths or "
+                    "sweep.seeds; is it a kcompress sweep?") from None
+  _model_index(models, model)
+  steps = checkpoint.steps(workdir)
+  if not steps:
+    flag = f"--step={step}" if step is not None else f"--workdir={workdir}"
+    raise UserError(f"{flag}: {workdir} has no checkpoints (checkpoints/<step>/); train it "
+                    "first")
+  if step is not None and step not in steps:
+    raise UserError(f"--step={step}: {workdir} has no checkpoint of that step; it has {steps}")
 
 
 def fresh_batches(restored, num_sentences: int) -> tuple[dict, float, int]:
@@ -162,6 +221,7 @@ def decode_rows(words: np.ndarray, params, cfg, width: int, shape: tuple[int, in
 def compress(workdir: str, model: str | None, num_sentences: int, step: int | None = None,
              decode: bool = True) -> dict:
   """Encodes (and decodes back) a fresh stretch of the run's stream; the JSON line's fields."""
+  check_args(workdir, model, num_sentences, step)
   restored = workdir_lib.restore(workdir, step)
   i = pick_model(restored, model)
   cfg, params, width = workdir_lib.model_params(restored, i)
@@ -208,14 +268,10 @@ def compress(workdir: str, model: str | None, num_sentences: int, step: int | No
 
 
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    raise UserError(f"unexpected arguments {argv[1:]}: every input is a --flag")
   f = flags.FLAGS
-  if not f.workdir:
-    raise app.UsageError("--workdir is required")
-  try:
-    result = compress(f.workdir, f.model, f.num_sentences, f.step)
-  except (FileNotFoundError, ValueError) as e:
-    raise app.UsageError(str(e)) from None
+  result = compress(f.workdir, f.model, f.num_sentences, f.step)
   print(json.dumps(result))
 
 
@@ -226,4 +282,5 @@ if __name__ == "__main__":
   flags.DEFINE_string("model", None, "WIDTH[,SEED] of the sweep (default: widest).")
   flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
   flags.DEFINE_integer("num_sentences", 1000, "Sentences of fresh stream to code.")
-  app.run(main)
+  from kcompress import cli
+  cli.run(main)

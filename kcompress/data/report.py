@@ -10,6 +10,20 @@ import numpy as np
 from kcompress import compressors
 from kcompress.data import source, spec as spec_lib, stats, stream, text
 from kcompress.data.bayes import bayes_code_bits
+from kcompress.errors import UserError
+
+
+def check_sizes(num_sentences, show) -> None:
+  """UserError naming the flag unless num_sentences >= 1 and show >= 0 (integers)."""
+  if not _int(num_sentences) or num_sentences < 1:
+    raise UserError(f"--num_sentences={num_sentences}: must be a positive integer (sentences "
+                    "of the stream to generate)")
+  if not _int(show) or show < 0:
+    raise UserError(f"--show={show}: must be an integer >= 0 (decoded sentences to print)")
+
+
+def _int(v) -> bool:
+  return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 @source.x64
@@ -43,13 +57,15 @@ def time_bayes(spec, world, sentences) -> float:
 
 def stream_report(config, num_sentences: int, show: int = 0) -> tuple[dict, str]:
   """(statistics dict, decoded text of the first `show` sentences)."""
+  check_sizes(num_sentences, show)
   spec = spec_lib.data_spec(config.data)
   spec_lib.check_name_space(spec, num_sentences)
   gen_seconds, out = time_generation(spec, config.seed, num_sentences)
   world, state, sentences, bits, flat = jax.device_get(out)
   if bool(state.crp.overflow):
-    raise ValueError("config.data.name_length: the stream created more entities than the "
-                     "name space holds; raise name_alphabet or name_length")
+    raise UserError(f"config.data.name_length={spec.name_length}: the stream created more "
+                    "entities than the name space holds; raise config.data.name_alphabet or "
+                    "config.data.name_length")
   num_tokens = int(sentences.length_N.sum())
   tokens = flat.token[:num_tokens]
   bayes_seconds = time_bayes(spec, world, sentences)
