@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from kcompress import theory
-from kcompress.analysis import claims, compare, report
+from kcompress.analysis import (claims, claims_curves, claims_exponents, claims_probes,
+                                claims_rule, claims_stream, compare, load)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOKENS = {"name": 96, "syntax": 128, "value": 32, "end": 32}   # per step (batch)
@@ -116,7 +117,7 @@ def fake_runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fake_claims(fake_runs):
-  runs = [report.load_run(w) for w in fake_runs]
+  runs = [load.load_run(w) for w in fake_runs]
   return runs, [claims.run_claims(r, {}) for r in runs]
 
 
@@ -124,42 +125,44 @@ def fake_claims(fake_runs):
 
 
 def test_verdict_rule_point():
-  assert claims.verdict(0.5, (0.45, 0.55))[0] == "consistent"
-  v, why = claims.verdict(0.5, (0.6, 0.7))
+  assert claims_rule.verdict(0.5, (0.45, 0.55))[0] == "consistent"
+  v, why = claims_rule.verdict(0.5, (0.6, 0.7))
   assert v == "inconsistent" and "excludes" in why
-  v, why = claims.verdict(0.5, (0.0, 0.6))        # width 0.6 > max(1.0 x 0.5, 0.1)
+  v, why = claims_rule.verdict(0.5, (0.0, 0.6))   # width 0.6 > max(1.0 x 0.5, 0.1)
   assert v == "inconclusive" and why.startswith("interval too wide")
-  assert claims.verdict(0.5, (0.0, 0.5))[0] == "consistent"        # width 0.5: allowed
-  assert claims.verdict(0.01, (0.05, 0.14))[0] == "inconsistent"   # the absolute width floor
-  assert claims.verdict(0.01, (0.05, 0.16))[0] == "inconclusive"
-  assert claims.verdict(0.5, (0.46, 0.54), max_rel_width=0.1)[0] == "consistent"
-  assert claims.verdict(0.5, (0.3, 0.7), max_rel_width=0.1, min_abs_width=0.01)[0] == "inconclusive"
+  assert claims_rule.verdict(0.5, (0.0, 0.5))[0] == "consistent"   # width 0.5: allowed
+  assert claims_rule.verdict(0.01, (0.05, 0.14))[0] == "inconsistent"   # the absolute width floor
+  assert claims_rule.verdict(0.01, (0.05, 0.16))[0] == "inconclusive"
+  assert claims_rule.verdict(0.5, (0.46, 0.54), max_rel_width=0.1)[0] == "consistent"
+  assert claims_rule.verdict(0.5, (0.3, 0.7), max_rel_width=0.1,
+                             min_abs_width=0.01)[0] == "inconclusive"
 
 
 def test_verdict_rule_one_sided_and_regime():
-  assert claims.verdict(0.0, (0.1, 0.3), "above")[0] == "consistent"
-  assert claims.verdict(0.0, (-0.3, -0.1), "above")[0] == "inconsistent"
-  v, why = claims.verdict(0.0, (-0.1, 0.3), "above")
+  assert claims_rule.verdict(0.0, (0.1, 0.3), "above")[0] == "consistent"
+  assert claims_rule.verdict(0.0, (-0.3, -0.1), "above")[0] == "inconsistent"
+  v, why = claims_rule.verdict(0.0, (-0.1, 0.3), "above")
   assert v == "inconclusive" and "straddles" in why
-  assert claims.verdict(0.0, (-0.3, -0.1), "below")[0] == "consistent"
-  assert claims.verdict(0.0, (0.1, 0.3), "below")[0] == "inconsistent"
-  assert claims.verdict(0.0, (-0.1, 0.3), "below")[0] == "inconclusive"
-  assert claims.verdict(0.5, (0.2, 0.6), "at_least")[0] == "consistent"
-  assert claims.verdict(0.5, (0.2, 0.4), "at_least")[0] == "inconsistent"
-  v, why = claims.verdict(0.5, (0.45, 0.55), ok_regime=False, regime_reason="too few points: 3")
+  assert claims_rule.verdict(0.0, (-0.3, -0.1), "below")[0] == "consistent"
+  assert claims_rule.verdict(0.0, (0.1, 0.3), "below")[0] == "inconsistent"
+  assert claims_rule.verdict(0.0, (-0.1, 0.3), "below")[0] == "inconclusive"
+  assert claims_rule.verdict(0.5, (0.2, 0.6), "at_least")[0] == "consistent"
+  assert claims_rule.verdict(0.5, (0.2, 0.4), "at_least")[0] == "inconsistent"
+  v, why = claims_rule.verdict(0.5, (0.45, 0.55), ok_regime=False,
+                               regime_reason="too few points: 3")
   assert v == "inconclusive" and why == "too few points: 3"
   for ci in (None, (math.nan, 1.0), (0.0, math.inf)):
-    assert claims.verdict(0.5, ci)[0] == "inconclusive"
+    assert claims_rule.verdict(0.5, ci)[0] == "inconclusive"
   with pytest.raises(ValueError):
-    claims.verdict(0.5, (0.4, 0.6), "sideways")
+    claims_rule.verdict(0.5, (0.4, 0.6), "sideways")
 
 
 def test_wilson_and_spearman():
-  lo, hi = claims.wilson_interval(0, 100)
+  lo, hi = claims_rule.wilson_interval(0, 100)
   assert lo == 0 and 0.02 < hi < 0.05
-  lo, hi = claims.wilson_interval(50, 100)
+  lo, hi = claims_rule.wilson_interval(50, 100)
   assert lo == pytest.approx(1 - hi) and hi - lo == pytest.approx(0.19, abs=0.01)
-  assert claims.spearman([1, 2, 3], [[1, 2, 3], [3, 2, 1], [5, 5, 5]]).tolist() == [1, -1, 0]
+  assert claims_rule.spearman([1, 2, 3], [[1, 2, 3], [3, 2, 1], [5, 5, 5]]).tolist() == [1, -1, 0]
 
 
 # ------------------------------------------------------- exponents from curves
@@ -180,7 +183,7 @@ def test_data_exponent_recovered_without_being_told_the_range(fake_claims, i, a)
   # The same curves judged against a wrong alpha: the prediction moves, the data do not.
   key = next(iter(runs[i]["models"]))
   wrong = {**runs[i], "config": fake_config(0.2)}       # predicts 0.8
-  c = claims.claim_data_exponent_model(wrong, key, runs[i]["models"][key])
+  c = claims_exponents.claim_data_exponent_model(wrong, key, runs[i]["models"][key])
   assert c["verdict"] == "inconsistent", c
 
 
@@ -207,7 +210,7 @@ def test_run_claims_rows_and_probe_claims(fake_claims, monkeypatch):
     assert set(c) >= {"claim", "quantity", "predicted", "measured", "ci", "verdict", "reason"}
     assert c["verdict"] in ("consistent", "inconsistent", "inconclusive")
   # Missing probes: the same rows, inconclusive, saying so.
-  monkeypatch.setattr(claims, "NUM_BOOT_FIT", 4)     # the fits are not under test here
+  monkeypatch.setattr(claims_exponents, "NUM_BOOT_FIT", 4)   # the fits are not under test here
   bare = {**runs[0], "probes": {}}
   r2 = claims.run_claims(bare, {})
   assert [(c["id"], c.get("model")) for c in r2] == [(c["id"], c.get("model")) for c in r]
@@ -220,16 +223,17 @@ def test_short_run_and_unlearned_syntax_are_inconclusive():
   cfg = fake_config(0.5)
   slow = fake_metrics((32,), 0.5, 0.5, 300, syntax_tau=1e5)      # syntax never learned
   run = {"config": cfg, "models": {(32, 0): slow}, "probes": {}, "stream_stats": {}}
-  for c in (claims.claim_syntax_first(run, (32, 0), slow),
-            claims.claim_data_exponent_model(run, (32, 0), slow),
-            claims.claim_data_exponent_bayes(run)):
+  for c in (claims_curves.claim_syntax_first(run, (32, 0), slow),
+            claims_exponents.claim_data_exponent_model(run, (32, 0), slow),
+            claims_exponents.claim_data_exponent_bayes(run)):
     assert c["verdict"] == "inconclusive" and "never came within 10%" in c["reason"], c
   # Facts learned before syntax (a tiny knowledge excess, slow syntax): the claim fails.
   early = fake_metrics((32,), 0.5, 0.5, 2000, syntax_tau=400, scale=1e-3)
-  c = claims.claim_syntax_first({**run, "models": {(32, 0): early}}, (32, 0), early)
+  c = claims_curves.claim_syntax_first({**run, "models": {(32, 0): early}}, (32, 0), early)
   assert c["verdict"] == "inconsistent" and c["ci"][1] < 0.1, c
   short = fake_metrics((32,), 0.5, 0.5, 240)      # syntax at ~170: a few bins after it
-  c = claims.claim_data_exponent_model({**run, "models": {(32, 0): short}}, (32, 0), short)
+  c = claims_exponents.claim_data_exponent_model({**run, "models": {(32, 0): short}}, (32, 0),
+                                                 short)
   assert c["verdict"] == "inconclusive" and "too few points" in c["reason"], c
 
 
@@ -237,14 +241,14 @@ def test_finite_dataset_uses_the_first_pass_only():
   rows = fake_metrics((32,), 0.5, 0.5, 400)
   cfg = fake_config(0.5)
   cfg["data"]["num_sentences"] = 100 * TOKENS["end"]      # one end token per sentence
-  first, why = claims._first_pass({"config": cfg}, rows)
+  first, why = claims_curves.first_pass({"config": cfg}, rows)
   assert why == "" and [r["step"] for r in first] == list(range(1, 101))
   epochs = [{**r, "epoch": int(r["step"] > 50)} for r in rows]
-  assert len(claims._first_pass({"config": cfg}, epochs)[0]) == 50
+  assert len(claims_curves.first_pass({"config": cfg}, epochs)[0]) == 50
   bare = [{k: v for k, v in r.items() if not k.startswith("tokens_") or k == "tokens_seen"}
           for r in rows]
   run = {"config": cfg, "models": {(32, 0): bare}, "probes": {}, "stream_stats": {}}
-  c = claims.claim_data_exponent_model(run, (32, 0), bare)
+  c = claims_exponents.claim_data_exponent_model(run, (32, 0), bare)
   assert c["verdict"] == "inconclusive" and "no first pass" in c["reason"]
 
 
@@ -256,14 +260,14 @@ def test_size_exponent_over_capacity_limited_widths():
   models = {(w, 0): [r for r in rows if r["width"] == w] for w in widths}
   probes = {(w, 0): [fake_probe(w, 1500)] for w in widths}
   run = {"config": fake_config(alpha), "models": models, "probes": probes, "stream_stats": {}}
-  c = claims.claim_size_exponent(run)
+  c = claims_exponents.claim_size_exponent(run)
   assert c["verdict"] == "consistent" and c["ci"][0] <= s <= c["ci"][1], c
   # A model that stores almost every fact is not capacity-limited: 3 widths are left.
   probes[(256, 0)] = [fake_probe(256, 1500, stored=0.95)]
-  c = claims.claim_size_exponent(run)
+  c = claims_exponents.claim_size_exponent(run)
   assert "256: stores 95%" in c["reason"] and c["measured"] is not None
   probes[(128, 0)] = [fake_probe(128, 1500, stored=0.95)]
-  c = claims.claim_size_exponent(run)
+  c = claims_exponents.claim_size_exponent(run)
   assert c["verdict"] == "inconclusive" and "2 capacity-limited widths (< 3)" in c["reason"], c
 
 
@@ -276,7 +280,7 @@ def test_finetune_claims():
                                            (0, 0, 1 / 16, 0, 2 / 16, 5 / 16, 11 / 16, 15 / 16))}
   run = {"config": fake_config(0.5, init_from="/pretrained", finetune={"replay_fraction": 0.5}),
          "models": {}, "probes": {(64, 0): [before, after]}, "stream_stats": {}}
-  rows = {c["id"]: c for c in claims.claims_finetune(run, (64, 0))}
+  rows = {c["id"]: c for c in claims_probes.claims_finetune(run, (64, 0))}
   assert rows["finetune_acquisition"]["verdict"] == "consistent"
   assert rows["finetune_forgetting"]["verdict"] == "consistent"
   assert rows["finetune_forgetting"]["measured"] < 0
@@ -302,13 +306,13 @@ def test_heaps_and_zipf_on_a_generated_stream():
                         "counts_of_counts": stats.counts_of_counts(e)}
                        for e, f in zip(ent[:-1], new[:-1])]}
   run = {"config": fake_config(alpha), "stream_stats": ss}
-  h, z = claims.claim_heaps(run), claims.claim_zipf(run)
+  h, z = claims_stream.claim_heaps(run), claims_stream.claim_zipf(run)
   assert h["verdict"] == "consistent" and z["verdict"] == "consistent", (h, z)
   assert h["measured"] == pytest.approx(stats.heaps_slope(new[-1]), abs=0.02)
   assert z["measured"] == pytest.approx(stats.zipf_slope(own), abs=1e-9)   # the same statistic
   wrong = {**run, "config": fake_config(0.7)}
-  assert claims.claim_heaps(wrong)["verdict"] == "inconsistent"
-  assert claims.claim_zipf(wrong)["verdict"] == "inconsistent"
+  assert claims_stream.claim_heaps(wrong)["verdict"] == "inconsistent"
+  assert claims_stream.claim_zipf(wrong)["verdict"] == "inconsistent"
 
 
 def test_expected_rank_frequency_matches_pitman():

@@ -76,6 +76,16 @@ def test_analysis_rejects_a_non_workdir(tmp_path):
   assert proc.returncode != 0
 
 
+def test_bad_inputs_are_one_line_errors(tmp_path):
+  """A missing workdir, or several without --out: `error: ...` on one line, exit status 2."""
+  for args in ([f"--workdir={tmp_path}/missing"],
+               [f"--workdir={tmp_path}", f"--workdir={tmp_path}"]):
+    proc = subprocess.run([sys.executable, "-m", "kcompress.analysis", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+
+
 def test_comparison_of_two_tiny_runs_at_different_alphas(tiny_workdir, tmp_path):
   """Two real `:tiny` runs (alpha 0.5 and 0.3): the comparison writes every documented
   file, merges both runs' claims, and a rerun reproduces its summary.json exactly."""

@@ -4,11 +4,11 @@
   python -m kcompress.analysis --workdir=A --workdir=B --out=OUT  # each report, and OUT/
 """
 
-import sys
+from absl import flags
 
-from absl import app, flags
-
+from kcompress import cli
 from kcompress.analysis import compare, report
+from kcompress.errors import UserError
 
 _WORKDIR = flags.DEFINE_multi_string(
     "workdir", None, "A kcompress run directory; repeat the flag to compare runs.", required=True)
@@ -17,10 +17,11 @@ _OUT = flags.DEFINE_string(
 
 
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    raise UserError(f"unexpected arguments: {' '.join(argv[1:])} (use --workdir=DIR)")
   workdirs = _WORKDIR.value
   if len(workdirs) > 1 and not _OUT.value:
-    sys.exit("error: --out=DIR is required when several --workdir are given")
+    raise UserError("--out=DIR is required when several --workdir are given")
   summaries = []
   for workdir in workdirs:
     summary = report.write_report(workdir)
@@ -34,4 +35,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -16,7 +16,8 @@ import os
 import numpy as np
 
 from kcompress import theory
-from kcompress.analysis import claims, report
+from kcompress.analysis import claims, figures, load
+from kcompress.analysis import summary as summary_lib
 
 
 def _clean(x):
@@ -50,7 +51,7 @@ def compare_runs(workdirs, out_dir: str, *, summaries: list[dict] | None = None)
   """
   workdirs = list(workdirs)
   if summaries is None:
-    summaries = [report.summarize(report.load_run(w)) for w in workdirs]
+    summaries = [summary_lib.summarize(load.load_run(w)) for w in workdirs]
   runs = sorted(zip(workdirs, summaries), key=lambda ws: (ws[1]["alpha"], ws[0]))
   out = {"runs": [], "claims": [], "exponents": []}
   for w, s in runs:
@@ -105,7 +106,7 @@ def figure_exponents(exponents: list[dict], path: str) -> None:
   """Two panels: data exponent vs alpha (each run's per-width model exponents and the Bayes
   exponent, 95% error bars) beside 1 - alpha; size exponent vs alpha beside 1/alpha - 1.
   Hollow markers: the verdict was inconclusive."""
-  plt = report._plt()
+  plt = figures.pyplot()
   fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
   widths = sorted({int(m.split("/")[0]) for e in exponents for m in e["data_models"]})
   colors = {w: f"C{i}" for i, w in enumerate(widths)}
@@ -146,4 +147,4 @@ def figure_exponents(exponents: list[dict], path: str) -> None:
     ax.set_ylabel("exponent")
     ax.set_xlim(0, 1)
     ax.legend(fontsize=7)
-  report._save(fig, path)
+  figures.save(fig, path)
