@@ -5,6 +5,8 @@ The loss of a batch is measured BEFORE the update (prequential code), in bits.
 Per-model learning rates are traced (`lr_scale`), so one compiled step serves all
 widths. A model whose loss or gradients turn non-finite is frozen: its parameters stop
 changing, `frozen_step` records when, and the others train on.
+Parameters, optimizer state, losses and code lengths are float32 whatever the model's
+matmul compute dtype (`ModelConfig.dtype`).
 """
 
 from __future__ import annotations
@@ -76,21 +78,27 @@ def make_optimizer(optim_cfg, num_steps: int) -> optax.GradientTransformation:
 
 
 def init_sweep(cfg: model_lib.ModelConfig, optim_cfg, optimizer, widths_M, seeds_M) -> TrainState:
-  """TrainState with leading model axis M. Model m is initialised from PRNGKey(seeds_M[m])
-  folded with its width, so (width, seed) alone fixes its initial parameters."""
-  widths_M = jnp.asarray(widths_M, jnp.int32)
-  seeds_M = jnp.asarray(seeds_M, jnp.int32)
+  """TrainState with leading model axis M, padded to the bucket's cfg.max_width.
 
-  def one(width, seed, lr):
-    key = jax.random.fold_in(jax.random.PRNGKey(seed), width)
-    params = model_lib.init_params(key, cfg, width)
+  Model m's parameters are drawn from PRNGKey(seeds_M[m]) folded with its width, at the
+  unpadded shapes of that width (`model.init_params`), then zero-padded: (width, seed)
+  alone fixes them, whatever bucket holds the model.
+  """
+  widths_M = np.asarray(widths_M, np.int32)
+  seeds_M = np.asarray(seeds_M, np.int32)
+  params_M = [model_lib.init_params(jax.random.fold_in(jax.random.PRNGKey(seed), width),
+                                    cfg, int(width))
+              for width, seed in zip(widths_M, seeds_M)]
+  params = jax.tree.map(lambda *p: jnp.stack(p), *params_M)
+
+  def one(params, width, seed, lr):
     return TrainState(params=params, opt_state=optimizer.init(params),
                       step=jnp.zeros((), jnp.int32), width=width, seed=seed,
                       lr_scale=lr, frozen=jnp.zeros((), bool),
                       frozen_step=jnp.full((), -1, jnp.int32))
 
-  lrs = jnp.asarray(lr_for_width(optim_cfg, np.asarray(widths_M)))
-  return jax.jit(jax.vmap(one))(widths_M, seeds_M, lrs)
+  lrs = jnp.asarray(lr_for_width(optim_cfg, widths_M))
+  return jax.jit(jax.vmap(one))(params, jnp.asarray(widths_M), jnp.asarray(seeds_M), lrs)
 
 
 def is_real(roles_BxL: jax.Array) -> jax.Array:
@@ -101,7 +109,7 @@ def is_real(roles_BxL: jax.Array) -> jax.Array:
 def token_bits(params, cfg: model_lib.ModelConfig, width, batch: dict) -> jax.Array:
   """-log2 p(target) of every token, [B, L] float32 bits; 0 on row padding (when the batch
   has `roles_BxL`), so every sum of it is a code length of the stream tokens alone."""
-  logits = model_lib.apply(params, cfg, batch["inputs_BxL"], width)
+  logits = model_lib.apply(params, cfg, batch["inputs_BxL"], width).astype(jnp.float32)
   nats = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets_BxL"])
   bits = nats * BITS_PER_NAT
   if "roles_BxL" in batch:

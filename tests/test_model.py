@@ -1,4 +1,5 @@
-"""The masked width sweep: padded == unpadded, causality, frozen padding, one step for all."""
+"""The masked width sweep: initial weights per (width, seed), causality, parameter counts,
+one vmapped step for all, frozen models, dtypes. (Masked == unpadded: test_reference.py.)"""
 
 import jax
 import jax.numpy as jnp
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 
 from kcompress import model as model_lib, step as step_lib, sweep
+from kcompress.errors import UserError
 from configs.sweep import get_config
 
 VOCAB, CTX = 37, 12
@@ -16,16 +18,6 @@ def _cfg(max_width, depth=2, head_dim=8, mlp_ratio=4):
                                depth=depth, head_dim=head_dim, mlp_ratio=mlp_ratio)
 
 
-def _active_slice(padded, mask):
-  """The leading active block of a padded array (active entries form a prefix on each axis)."""
-  index = []
-  for axis in range(padded.ndim):
-    other = tuple(a for a in range(padded.ndim) if a != axis)
-    index.append(slice(0, int((np.asarray(mask).sum(axis=other) > 0).sum()) if other else
-                       int((np.asarray(mask) > 0).sum())))
-  return padded[tuple(index)]
-
-
 def _batch(seed, batch=3):
   rng = np.random.default_rng(seed)
   targets = rng.integers(2, VOCAB, (batch, CTX)).astype(np.int32)
@@ -34,42 +26,15 @@ def _batch(seed, batch=3):
           "roles_BxL": jnp.asarray(rng.integers(0, 4, (batch, CTX)).astype(np.int32))}
 
 
-@pytest.mark.parametrize("width", [16, 24])
-def test_masked_equals_unpadded(width):
-  big, small = _cfg(40), _cfg(width)
-  params = model_lib.init_params(jax.random.PRNGKey(0), big, width)
-  mask = model_lib.param_mask(big, width)
-  sliced = jax.tree.map(_active_slice, params, mask)
-  # The padded entries are exactly zero, and the unpadded model has the right shapes.
-  for p, m in zip(jax.tree.leaves(params), jax.tree.leaves(mask)):
-    assert np.all(np.asarray(p)[np.asarray(m) == 0] == 0)
-  for s, ref in zip(jax.tree.leaves(sliced),
-                    jax.tree.leaves(model_lib.init_params(jax.random.PRNGKey(1), small, width))):
-    assert s.shape == ref.shape
-  batch = _batch(0)
-  apply = jax.jit(model_lib.apply, static_argnums=1)
-  logits_big = apply(params, big, batch["inputs_BxL"], width)
-  logits_small = apply(sliced, small, batch["inputs_BxL"], width)
-  np.testing.assert_allclose(logits_big, logits_small, atol=2e-5, rtol=1e-5)
-
-  def loss(p, cfg):
-    return step_lib.token_bits(p, cfg, width, batch).mean()
-
-  grad = jax.jit(jax.grad(loss), static_argnums=1)
-  g_big = jax.tree.map(_active_slice, grad(params, big), mask)
-  g_small = grad(sliced, small)
-  for a, b in zip(jax.tree.leaves(g_big), jax.tree.leaves(g_small)):
-    np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-4)
-
-
 def test_causality():
   cfg = _cfg(32)
   params = model_lib.init_params(jax.random.PRNGKey(3), cfg, 32)
   batch = _batch(1)
   t = 5
   changed = batch["inputs_BxL"].at[:, t + 1:].set(7)
-  a = model_lib.apply(params, cfg, batch["inputs_BxL"], 32)
-  b = model_lib.apply(params, cfg, changed, 32)
+  apply = jax.jit(model_lib.apply, static_argnums=1)
+  a = apply(params, cfg, batch["inputs_BxL"], 32)
+  b = apply(params, cfg, changed, 32)
   np.testing.assert_array_equal(a[:, :t + 1], b[:, :t + 1])
   assert not np.allclose(a[:, t + 1:], b[:, t + 1:])
 
@@ -105,28 +70,40 @@ def _sweep(widths, seeds, optim_cfg, cfg, num_steps=10):
   return state, one_bucket_step, opt
 
 
-def test_padding_stays_zero_and_vmap_equals_single_models():
+def test_vmap_equals_single_models():
+  """A bucket's vmapped sweep step trains each model as its own unbatched train_step."""
   cfg, optim_cfg = _cfg(32), _optim(weight_decay=0.1)
-  widths, seeds = [16, 24, 32], [0, 1, 2]
+  widths, seeds = [16, 32], [0, 2]
   state, sweep_step, opt = _sweep(widths, seeds, optim_cfg, cfg)
   batch = _batch(2)
   init = jax.tree.map(np.asarray, state)
   for _ in range(4):
     state, metrics = sweep_step(state, batch)
-  for m, w in enumerate(widths):
-    mask = model_lib.param_mask(cfg, w)
-    params_m = jax.tree.map(lambda x: np.asarray(x)[m], state.params)
-    for p, k in zip(jax.tree.leaves(params_m), jax.tree.leaves(mask)):
-      assert np.all(p[np.asarray(k) == 0] == 0)
-  # Model 1 trained alone (unbatched train_step) reaches the same parameters.
-  single = jax.tree.map(lambda x: jnp.asarray(x[1]), init)
+  # Model 0 (padded) trained alone (unbatched train_step) reaches the same parameters.
+  single = jax.tree.map(lambda x: jnp.asarray(x[0]), init)
   sched = step_lib.lr_schedule(optim_cfg, 10)
   one_step = jax.jit(lambda s, b: step_lib.train_step(cfg, opt, sched, s, b))
   for _ in range(4):
     single, single_metrics = one_step(single, batch)
   for a, b in zip(jax.tree.leaves(single.params), jax.tree.leaves(state.params)):
-    np.testing.assert_allclose(a, np.asarray(b)[1], atol=1e-5, rtol=1e-4)
-  np.testing.assert_allclose(single_metrics["bits_by_role"], metrics["bits_by_role"][1], rtol=1e-5)
+    np.testing.assert_allclose(a, np.asarray(b)[0], atol=1e-5, rtol=1e-4)
+  np.testing.assert_allclose(single_metrics["bits_by_role"], metrics["bits_by_role"][0], rtol=1e-5)
+
+
+def test_initial_params_depend_on_width_and_seed_only():
+  """Issue 13: model (16, seed 3) alone, and padded in a bucket of width 32."""
+  optim_cfg = _optim()
+  opt = step_lib.make_optimizer(optim_cfg, 10)
+  alone = step_lib.init_sweep(_cfg(16, depth=1), optim_cfg, opt, [16], [3])
+  padded = step_lib.init_sweep(_cfg(32, depth=1), optim_cfg, opt, [16, 16], [5, 3])
+  for a, p in zip(jax.tree.leaves(alone.params), jax.tree.leaves(padded.params)):
+    a, p = np.asarray(a)[0], np.asarray(p)
+    np.testing.assert_array_equal(p[1][tuple(slice(0, n) for n in a.shape)], a)
+    if a.std() > 0:   # the seed matters
+      assert not np.array_equal(p[0][tuple(slice(0, n) for n in a.shape)], a)
+  mask = model_lib.param_mask(_cfg(32, depth=1), 16)
+  for p, m in zip(jax.tree.leaves(padded.params), jax.tree.leaves(mask)):
+    assert not np.any(np.asarray(p)[1][np.asarray(m) == 0])   # the rest is zero padding
 
 
 def test_nonfinite_model_is_frozen_others_train():
@@ -153,3 +130,16 @@ def test_lr_scaling():
   c.lr_scaling = "sqrt"
   with pytest.raises(ValueError, match="config.optim.lr_scaling"):
     step_lib.make_optimizer(c, 10)
+
+
+def test_dtype():
+  assert model_lib.resolve_dtype("auto", "gpu") == "bfloat16"
+  assert model_lib.resolve_dtype("auto", "tpu") == "bfloat16"
+  assert model_lib.resolve_dtype("auto", "cpu") == "float32"
+  assert model_lib.resolve_dtype("float32", "gpu") == "float32"
+  assert model_lib.resolve_dtype("bfloat16", "cpu") == "bfloat16"
+  with pytest.raises(UserError, match=r"config.model.dtype='float16': choose float32, "
+                                      r"bfloat16 or auto"):
+    model_lib.resolve_dtype("float16", "gpu")
+  with pytest.raises(UserError, match="ModelConfig.dtype"):
+    model_lib.ModelConfig(VOCAB, CTX, 16, 1, 8, 4, dtype="auto")
