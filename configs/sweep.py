@@ -60,6 +60,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.depth = 2
   c.model.head_dim = 16
   c.model.mlp_ratio = 4
+  c.model.dtype = "auto"        # matmul compute dtype: "auto" = bfloat16 on GPU/TPU, float32 on CPU
   # Widths per padded bucket inside the one compiled step: 0 = a bucket per width
   # (no padding), 1 = all widths padded to the widest, k = k buckets. Chosen by
   # `python -m kcompress.bench sweep` (README): 0 on CPU.
@@ -94,12 +95,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.probe.seed = 0
 
   c.ksf = ml_collections.ConfigDict()
-  c.ksf.sample_batches = 16     # batches of the run (evenly spread) that estimate data bits
+  c.ksf.sample_batches = 8      # batches of the run (evenly spread) that estimate data bits
+                                # (8: two-part evals cost ~4% of a default run; 16: ~8%)
   c.ksf.precisions = (-2, 0, 2, 4, 6)  # quantisation step = rms(tensor) * 2^-precision
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 16       # rows per step (every model sees the same rows)
   c.train.num_steps = 1500
+  c.train.schedule_steps = 0    # lr schedule horizon; 0 = the num_steps the run starts with
+                                # (a run extended on resume continues at the final lr)
   c.log_every = 50
   c.eval_every = 250
   c.checkpoint_every = 500
@@ -121,7 +125,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.probe.per_bin = 8
     c.probe.num_bins = 5
     c.probe.num_fresh = 16
-    c.ksf.sample_batches = 8
     c.checkpoint_every = 20
   elif variant == "gpu":
     c.data.context_length = 256

@@ -1,24 +1,41 @@
 """Orbax checkpoints of a run: train state, generator state and host-side totals.
 
 Layout: WORKDIR/checkpoints/<step>/{train,data,host}. Saves are atomic (orbax
-finalises a step directory only when complete), so a run killed mid-save
-resumes from the previous complete step.
+finalises a step directory only when complete), so a run killed mid-save resumes
+from the previous complete step. A step that exists but does not restore (an item
+removed or corrupted) is reported, moved to WORKDIR/checkpoints_damaged/<step>, and
+the next older step is used (`restore_newest_intact`).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+import shutil
+from typing import Any, Callable
 
 import jax
 import orbax.checkpoint as ocp
+from absl import logging
+
+ITEMS = ("train", "data", "host")
 
 
 def manager(workdir: str, max_to_keep: int = 3, create: bool = True) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create,
                                          enable_async_checkpointing=False)
   return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")),
-                               options=options, item_names=("train", "data", "host"))
+                               options=options, item_names=ITEMS)
+
+
+def steps(workdir: str) -> list[int]:
+  """Checkpointed steps, ascending (none: [])."""
+  if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+    return []
+  mngr = manager(workdir, create=False)
+  try:
+    return sorted(mngr.all_steps())
+  finally:
+    mngr.close()
 
 
 def save(mngr: ocp.CheckpointManager, step: int, train: Any, data: Any, host: dict) -> None:
@@ -30,11 +47,60 @@ def save(mngr: ocp.CheckpointManager, step: int, train: Any, data: Any, host: di
     mngr.wait_until_finished()
 
 
-def restore(mngr: ocp.CheckpointManager, step: int, train_like: Any, data_like: Any):
-  """(train, data, host) of `step`, restored with the dtypes and shapes of the templates."""
-  abstract = lambda tree: jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+def _abstract(tree):
+  return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+def restore(mngr: ocp.CheckpointManager, step: int, train_like: Any,
+            data_like: Any | Callable[[dict], Any]):
+  """(train, data, host) of `step`, restored with the dtypes and shapes of the templates.
+  `data_like` may be a function of the checkpoint's host dict (shapes recorded there)."""
   with jax.enable_x64(True):
+    host = mngr.restore(step, args=ocp.args.Composite(host=ocp.args.JsonRestore())).host
+    if callable(data_like):
+      data_like = data_like(host)
     out = mngr.restore(step, args=ocp.args.Composite(
-        train=ocp.args.StandardRestore(abstract(train_like)),
-        data=ocp.args.StandardRestore(abstract(data_like)), host=ocp.args.JsonRestore()))
-  return out.train, out.data, out.host
+        train=ocp.args.StandardRestore(_abstract(train_like)),
+        data=ocp.args.StandardRestore(_abstract(data_like))))
+  return out.train, out.data, host
+
+
+def _set_aside(workdir: str, step: int) -> str:
+  src = os.path.join(workdir, "checkpoints", str(step))
+  dst_dir = os.path.join(workdir, "checkpoints_damaged")
+  os.makedirs(dst_dir, exist_ok=True)
+  dst, k = os.path.join(dst_dir, str(step)), 1
+  while os.path.exists(dst):
+    dst, k = os.path.join(dst_dir, f"{step}.{k}"), k + 1
+  shutil.move(src, dst)
+  return dst
+
+
+def restore_newest_intact(workdir: str, train_like: Any, data_like: Callable[[dict], Any],
+                          say: Callable[[str], None] = lambda s: print(s, flush=True)):
+  """(step, train, data, host) of the newest checkpoint that restores, or None.
+
+  Each damaged newer step gets one WARNING line (via `say`) and is moved to
+  WORKDIR/checkpoints_damaged/ (process 0), so later saves and resumes never see it.
+  """
+  damaged = []
+  found = None
+  for step in reversed(steps(workdir)):
+    mngr = manager(workdir, create=False)
+    try:
+      train, data, host = restore(mngr, step, train_like, data_like)
+      found = (step, train, data, host)
+    except Exception as e:   # noqa: BLE001 - any failure to read a step means damage
+      logging.exception("checkpoint %d of %s does not restore", step, workdir)
+      reason = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+      damaged.append((step, reason))
+    finally:
+      mngr.close()
+    if found:
+      break
+  for step, reason in damaged:
+    where = _set_aside(workdir, step) if jax.process_index() == 0 else "(left in place)"
+    older = f"resuming from step {found[0]}" if found else "no intact checkpoint: starting over"
+    say(f"WARNING checkpoint {os.path.join(workdir, 'checkpoints', str(step))} is damaged "
+        f"({reason}); moved to {where}; {older}")
+  return found

@@ -1,9 +1,9 @@
 """Fine-tuning a pretrained sweep: injected new knowledge mixed with replayed stream data.
 
 A fine-tuning config is a sweep config plus `init_from` (a pretrained workdir) and a
-`finetune` section (`configs/finetune.py`). `train.run` does the rest as for
-pretraining (checkpoints, resume, metrics, probes, two-part codes); this module
-supplies what differs:
+`finetune` section (`configs/finetune.py`). `job(config, setup)` describes the run for
+the loop (`kcompress.train.run`), which does the rest as for pretraining (checkpoints,
+resume, metrics, probes, two-part codes); this module supplies what differs:
 
 - the start: every model's parameters and optimizer state from the pretrained
   checkpoint (`init_step`, 0 = latest), the update counter reset to 0 (the
@@ -33,9 +33,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kcompress import probes as probes_lib, step as step_lib
+from kcompress import checkpoint, pretrain, probes as probes_lib, setup as setup_lib
+from kcompress import step as step_lib
 from kcompress.data import inject, price, source
 from kcompress.data.spec import DataSpec
+from kcompress.errors import UserError
+from kcompress.job import DataPipe, Job, model_batch
 
 COMPATIBLE_SECTIONS = ("seed", "data", "model", "sweep")
 
@@ -46,21 +49,24 @@ def is_finetune(config) -> bool:
 
 def check_compatible(config, pretrained) -> None:
   """The fine-tuning config must describe the pretrained run's data, models and seeds."""
-  from kcompress.train import ADDED_FIELDS, flatten
-  new = flatten({k: json.loads(config.to_json())[k] for k in COMPATIBLE_SECTIONS})
-  old = {**ADDED_FIELDS,
-         **flatten({k: json.loads(pretrained.to_json())[k] for k in COMPATIBLE_SECTIONS})}
-  differ = sorted(k for k in set(new) | set(old) if new.get(k) != old.get(k))
+  section = lambda c: {k: json.loads(c.to_json())[k] for k in COMPATIBLE_SECTIONS}
+  old, new = section(pretrained), section(config)
+  differ = setup_lib.config_diff(old, new)
   if differ:
-    detail = ", ".join(f"config.{k}: {old.get(k)!r} (pretrained) vs {new.get(k)!r}"
+    old_f = {**setup_lib.ADDED_FIELDS, **setup_lib.flatten(old)}
+    new_f = {**setup_lib.ADDED_FIELDS, **setup_lib.flatten(new)}
+    detail = ", ".join(f"config.{k}: {old_f.get(k)!r} (pretrained) vs {new_f.get(k)!r}"
                        for k in differ)
-    raise ValueError(f"config.init_from={config.init_from}: incompatible with this config; "
-                     f"{detail}")
+    raise UserError(f"config.init_from={config.init_from}: incompatible with this config; "
+                    f"{detail}")
 
 
 def pretrained_config(config):
-  from kcompress import workdir
-  pre = workdir.read_config(config.init_from)
+  """The config of the run `config.init_from` names (checked compatible)."""
+  try:
+    pre = setup_lib.read_config(config.init_from)
+  except UserError as e:
+    raise UserError(f"config.init_from={config.init_from!r}: {e}") from None
   check_compatible(config, pre)
   return pre
 
@@ -75,9 +81,9 @@ def make_plan(spec: DataSpec, world, config, num_steps: int | None = None) -> Pl
   """Where every injected row goes. `num_steps` None: config.train.num_steps (0 = auto)."""
   ft = config.finetune
   if not 0.0 <= ft.replay_fraction <= 1.0:
-    raise ValueError(f"config.finetune.replay_fraction={ft.replay_fraction}: must be in [0, 1]")
+    raise UserError(f"config.finetune.replay_fraction={ft.replay_fraction}: must be in [0, 1]")
   if any(int(r) < 1 for r in ft.repetitions) or ft.entities_per_count < 0:
-    raise ValueError(f"config.finetune.repetitions={tuple(ft.repetitions)!r} and "
+    raise UserError(f"config.finetune.repetitions={tuple(ft.repetitions)!r} and "
                      f"entities_per_count={ft.entities_per_count}: need counts >= 1, entities >= 0")
   batch = config.train.batch_size
   replay = int(round(ft.replay_fraction * batch))
@@ -86,16 +92,16 @@ def make_plan(spec: DataSpec, world, config, num_steps: int | None = None) -> Pl
   num_rows = injection.rows.token.shape[0]
   per_step = batch - replay
   if num_rows and per_step == 0:
-    raise ValueError(f"config.finetune.replay_fraction={ft.replay_fraction}: no batch row is "
+    raise UserError(f"config.finetune.replay_fraction={ft.replay_fraction}: no batch row is "
                      f"left for the {num_rows} rows of injected entities")
   steps = config.train.num_steps if num_steps is None else num_steps
   if steps <= 0:
     if not num_rows:
-      raise ValueError("config.train.num_steps=0 sizes the run to the injected material, but "
+      raise UserError("config.train.num_steps=0 sizes the run to the injected material, but "
                        "config.finetune injects nothing; set config.train.num_steps")
     steps = -(-num_rows // per_step)
   if num_rows > steps * per_step:
-    raise ValueError(f"config.train.num_steps={steps}: {steps} x {per_step} injected-row slots "
+    raise UserError(f"config.train.num_steps={steps}: {steps} x {per_step} injected-row slots "
                      f"hold fewer than the {num_rows} injected rows; raise num_steps or "
                      f"lower config.finetune.replay_fraction (0 sizes the run automatically)")
   slots = np.full((steps, batch), -1, np.int32)
@@ -130,7 +136,7 @@ def check_name_space(spec: DataSpec, plan: Plan, batch_state) -> None:
   first = spec.name_space if first is None else first
   expected = theory.expected_num_entities(spec.alpha, spec.beta, sentences)
   if 2 * expected > first:
-    raise ValueError(f"config.data: the name space ({spec.name_space} names) is too small for "
+    raise UserError(f"config.data: the name space ({spec.name_space} names) is too small for "
                      f"{len(plan.injection.entity_J)} injected entities beside a stream of up to "
                      f"{sentences} sentences (E[K_n] = {expected:.0f}); raise name_alphabet or "
                      f"name_length")
@@ -141,17 +147,24 @@ def first_injected_id(plan: Plan) -> int | None:
   return int(plan.injection.entity_J.min()) if len(plan.injection.entity_J) else None
 
 
-def load_start(config, setup):
-  """(train states, batch state) to start fine-tuning from: the pretrained checkpoint."""
-  from kcompress import workdir
-  pretrained_config(config)
-  pre = workdir.restore(config.init_from, config.init_step or None)
-  lrs = step_lib.lr_for_width(config.optim, setup.widths_M)
-  states = []
-  for (_, idx), state in zip(setup.layout.buckets, pre.states):
-    states.append(state.replace(step=jnp.zeros_like(state.step),
-                                lr_scale=jnp.asarray(lrs[list(idx)], state.lr_scale.dtype)))
-  return states, pre.data_state, pre.step
+def _restore_pretrained(config, setup):
+  """(train states, data state, step) of the checkpoint fine-tuning starts from."""
+  pre_config = pretrained_config(config)
+  pre_setup = setup_lib.make_setup(pre_config, use_mesh=False)
+  pre_job = job(pre_config, pre_setup) if is_finetune(pre_config) else pretrain.job(
+      pre_config, pre_setup)
+  available = checkpoint.steps(config.init_from)
+  step = int(config.get("init_step") or 0) or (available[-1] if available else None)
+  if step not in available:
+    raise UserError(f"config.init_from={config.init_from!r}: no checkpoint of step "
+                    f"{step or 'latest'} (it has {available or 'none'})")
+  mngr = checkpoint.manager(config.init_from, create=False)
+  try:
+    states, data_state, _ = checkpoint.restore(mngr, step, pre_setup.init_state(),
+                                               pre_job.data_like)
+  finally:
+    mngr.close()
+  return states, data_state, step
 
 
 class FinetuneState(NamedTuple):
@@ -162,10 +175,37 @@ class FinetuneState(NamedTuple):
                     # stream's), which price the next batch (`kcompress.data.price`)
 
 
-def make_pipe(spec: DataSpec, config, world, start_batch_state):
-  """DataPipe of a fine-tuning run: init (continued stream, step 0) and the mixing step."""
-  from kcompress import train
+def job(config, setup) -> Job:
+  """The fine-tuning run of `config` (train.num_steps resolved: `resolve`)."""
+  spec = setup.spec
+  pre_states, pre_data, _ = _restore_pretrained(config, setup)
+  start_batch_state = pre_data.batch if isinstance(pre_data, FinetuneState) else pre_data
+  lrs = step_lib.lr_for_width(config.optim, setup.widths_M)
+  states = [state.replace(step=jnp.zeros_like(state.step),
+                          lr_scale=jnp.asarray(lrs[list(idx)], state.lr_scale.dtype))
+            for (_, idx), state in zip(setup.layout.buckets, pre_states)]
+  world = source.host_world(spec, config.seed)
   plan = make_plan(spec, world, config)
+  pipe = _make_pipe(spec, config, world, plan, start_batch_state)
+  served = source.x64(jax.jit(
+      lambda s: price.served_state(spec, jax.tree.map(jnp.asarray, world), s.batch)))
+
+  def seen_counts(state, steps_done):
+    del steps_done
+    with jax.enable_x64(True):
+      return jax.device_get(served(state))
+
+  return Job(config=config, setup=setup, pipe=pipe, init_states=lambda: states,
+             data_like=lambda host: pipe.init, fit_data=lambda state, done, steps: (state, None),
+             seen_counts=seen_counts,
+             overflow=lambda state: pretrain.stream_overflow(state.batch),
+             extra_probes=lambda steps_done, seed: injected_probes(spec, world, plan, steps_done,
+                                                                   seed),
+             eval_at_start=True, fixed_length=True)
+
+
+def _make_pipe(spec: DataSpec, config, world, plan: Plan, start_batch_state) -> DataPipe:
+  """DataPipe of a fine-tuning run: init (continued stream, step 0) and the mixing step."""
   batch_size, num_steps = config.train.batch_size, config.train.num_steps
   grown = source.grow_batch_state(spec, start_batch_state, batch_size, num_steps,
                                   first_injected_id(plan))
@@ -211,10 +251,10 @@ def make_pipe(spec: DataSpec, config, world, start_batch_state):
       priced, bits = price.price_rows(spec, jax.tree.map(jnp.asarray, world), priced, mixed,
                                       entity_slot)
       mixed = mixed._replace(bayes_bits=bits)
-    return (FinetuneState(batch_state, state.step + 1, priced), train.model_batch(mixed),
+    return (FinetuneState(batch_state, state.step + 1, priced), model_batch(mixed),
             source.bayes_bits_by_role(mixed))
 
-  return train.DataPipe(init, source.x64(step), world), plan
+  return DataPipe(init, source.x64(step), world)
 
 
 def delivered_rows(plan: Plan, steps_done: int) -> int:

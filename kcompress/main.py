@@ -1,6 +1,9 @@
 """Runs a sweep: `python -m kcompress.main --config=configs/sweep.py [--workdir=DIR]`.
 
 Flags only; all logic lives in `kcompress.train` (and, after training, the analysis).
+The terminal shows the tool's own lines; library logs go to WORKDIR/log.txt
+(`--verbosity=0` or higher shows them too). A config or input error prints one line
+naming the field and exits with status 2.
 """
 
 from __future__ import annotations
@@ -8,10 +11,10 @@ from __future__ import annotations
 import os
 
 import jax
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
-from kcompress import train
+from kcompress import cli, setup, train
 from kcompress.analysis import report
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/sweep.py",
@@ -59,9 +62,10 @@ def main(argv):
   config = _CONFIG.value
   workdir = _WORKDIR.value or default_workdir(flags.FLAGS["config"].config_filename,
                                               config.get("variant"))
+  cli.log_to_file(os.path.join(workdir, "log.txt"))
   logging.info("devices: %s (process %d of %d)", jax.devices(), jax.process_index(),
                jax.process_count())
-  print(f"kcompress: {len(train.sweep_models(config))} models, {jax.device_count()} "
+  print(f"kcompress: {len(setup.sweep_models(config))} models, {jax.device_count()} "
         f"{jax.devices()[0].platform} device(s), workdir {workdir}", flush=True)
   result = train.run(config, workdir)
   if jax.process_index() != 0:   # process 0 writes the metrics and the report
@@ -80,4 +84,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -2,79 +2,47 @@
 
 A kcompress workdir holds `config.json` (the resolved config) and orbax checkpoints
 under `checkpoints/<step>/` (`kcompress.checkpoint`). `restore(workdir)` rebuilds the
-run's static setup from the config and restores one checkpoint into it, so tools
-(compression, fine-tuning, analysis of parameters) see exactly the trained models.
+run's job from the config and restores one checkpoint into it, so tools (compression,
+fine-tuning, analysis of parameters) see exactly the trained models.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any, NamedTuple
 
 import ml_collections
 
-from kcompress import checkpoint
+from kcompress import checkpoint, setup as setup_lib, train
+from kcompress.errors import UserError
 
 
 class Restored(NamedTuple):
   config: ml_collections.ConfigDict
-  setup: Any            # kcompress.train.Setup
+  setup: setup_lib.Setup
   states: list          # one TrainState per bucket (leading model axis)
   data_state: Any       # the generator state after `step` batches
   host: dict            # host-side totals (cumulative prequential bits, ...)
   step: int
-  pipe: Any             # kcompress.train.DataPipe of the run (its world, its data step)
-
-
-def read_config(workdir: str) -> ml_collections.ConfigDict:
-  """The resolved config of a run; a clear error if `workdir` is not a kcompress workdir."""
-  path = os.path.join(workdir, "config.json")
-  if not os.path.isdir(workdir):
-    raise FileNotFoundError(f"{workdir}: no such directory")
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"{workdir} is not a kcompress workdir: it has no config.json")
-  with open(path) as f:
-    raw = json.load(f)
-  return _tupled(ml_collections.ConfigDict(raw))
-
-
-def _tupled(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """JSON turned tuples into lists; configs hold tuples (hashable, as in configs/*.py)."""
-  for k, v in cfg.items():
-    if isinstance(v, ml_collections.ConfigDict):
-      _tupled(v)
-    elif isinstance(v, list):
-      cfg[k] = tuple(v)
-  return cfg
-
-
-def checkpoint_steps(workdir: str) -> list[int]:
-  mngr = checkpoint.manager(workdir, create=False)
-  try:
-    return sorted(mngr.all_steps())
-  finally:
-    mngr.close()
+  pipe: Any             # kcompress.job.DataPipe of the run (its world, its data step)
 
 
 def restore(workdir: str, step: int | None = None) -> Restored:
   """The run's state at checkpoint `step` (default: the latest)."""
-  from kcompress import train   # train imports this module's users; keep the import lazy
-  config = read_config(workdir)
-  setup = train.make_setup(config, use_mesh=False)
-  steps = checkpoint_steps(workdir)
+  config = setup_lib.read_config(workdir)
+  setup = setup_lib.make_setup(config, use_mesh=False)
+  steps = checkpoint.steps(workdir)
   if not steps:
-    raise FileNotFoundError(f"{workdir} has no checkpoints (checkpoints/<step>/)")
+    raise UserError(f"{workdir} has no checkpoints (checkpoints/<step>/)")
   step = steps[-1] if step is None else int(step)
   if step not in steps:
-    raise ValueError(f"{workdir} has no checkpoint of step {step}; it has {steps}")
-  init_states, pipe, _ = train.initial(setup)
+    raise UserError(f"--step={step}: {workdir} has no checkpoint of that step; it has {steps}")
+  job = train.describe(config, setup)
   mngr = checkpoint.manager(workdir, create=False)
   try:
-    states, data_state, host = checkpoint.restore(mngr, step, init_states, pipe.init)
+    states, data_state, host = checkpoint.restore(mngr, step, setup.init_state(), job.data_like)
   finally:
     mngr.close()
-  return Restored(config, setup, states, data_state, host, step, pipe)
+  return Restored(config, setup, states, data_state, host, step, job.pipe)
 
 
 def model_params(restored: Restored, i: int):

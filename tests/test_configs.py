@@ -5,7 +5,7 @@ import json
 import pytest
 
 from configs import paper
-from kcompress import data, finetune, train
+from kcompress import data, finetune, setup as setup_lib
 from kcompress.data import source
 
 
@@ -16,7 +16,7 @@ def test_paper_variants_are_valid_at_every_alpha(variant):
     cfg.data.alpha = alpha
     if cfg.get("init_from"):   # fine-tuning: num_steps 0 is resolved from the injection plan
       cfg.train.num_steps = 100
-    train.validate(cfg)
+    setup_lib.validate(cfg)
     spec = data.data_spec(cfg.data)
     assert spec.packing == "sentence"
     if cfg.data.num_sentences > 0:   # a finite dataset: the name space must hold it

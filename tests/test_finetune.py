@@ -9,8 +9,9 @@ import pytest
 
 from configs.finetune import get_config as finetune_config
 from configs.sweep import get_config as sweep_config
-from kcompress import data, finetune, metrics, train, workdir
+from kcompress import data, finetune, metrics, setup as setup_lib, train, workdir
 from kcompress.data import roles, source
+from kcompress.errors import UserError
 
 COMPARED = ["loss_bits"] + [f"{p}_{r}" for p in ("bits", "bayes") for r in roles.ROLE_NAMES]
 
@@ -53,9 +54,10 @@ def _rows(path):
 
 def test_injected_entities_are_delivered_exactly_and_never_pretrained(pretrained):
   cfg = finetune.resolve(_finetune_config(pretrained))
-  setup = train.make_setup(cfg)
+  setup = setup_lib.make_setup(cfg)
   spec = setup.spec
-  _, pipe, plan = train.initial(setup)
+  pipe = finetune.job(cfg, setup).pipe
+  plan = finetune.make_plan(spec, pipe.world, cfg)
   inj = plan.injection
   L = spec.name_length
   # Every injected row is placed exactly once, and the run is just long enough.
@@ -132,10 +134,10 @@ def test_replay_only_finetuning_is_continued_pretraining(pretrained, tmp_path):
 
 
 def test_bad_init_from_names_what_is_wrong(pretrained, tmp_path):
-  with pytest.raises(FileNotFoundError, match="no such directory"):
+  with pytest.raises(UserError, match="config.init_from=.*no such directory"):
     finetune.resolve(_finetune_config(str(tmp_path / "missing")))
   (tmp_path / "empty").mkdir()
-  with pytest.raises(FileNotFoundError, match="not a kcompress workdir"):
+  with pytest.raises(UserError, match="config.init_from=.*not a kcompress workdir"):
     finetune.resolve(_finetune_config(str(tmp_path / "empty")))
   cfg = _finetune_config(pretrained)
   cfg.model.widths = (16, 24)
@@ -148,3 +150,24 @@ def test_bad_init_from_names_what_is_wrong(pretrained, tmp_path):
   cfg = _finetune_config(pretrained, replay_fraction=1.0)
   with pytest.raises(ValueError, match="replay_fraction"):
     finetune.resolve(cfg)
+
+
+def test_every_kind_of_run_goes_through_the_one_loop(pretrained, tmp_path, monkeypatch):
+  """Pretraining, a resumed (here: extended) run and fine-tuning are jobs of one loop."""
+  import shutil
+  from kcompress import loop
+  calls = []
+  real = loop.run_loop
+
+  def spy(state, step_fn, start, num_steps, *args, **kwargs):
+    calls.append((start, num_steps))
+    return real(state, step_fn, start, num_steps, *args, **kwargs)
+
+  monkeypatch.setattr(loop, "run_loop", spy)
+  resumed = str(tmp_path / "resumed")
+  shutil.copytree(pretrained, resumed)
+  train.run(_pretrain_config(22), resumed)
+  train.run(_pretrain_config(2), str(tmp_path / "fresh"))
+  train.run(_finetune_config(pretrained, replay_fraction=1.0, entities_per_count=0,
+                             num_steps=2), str(tmp_path / "finetuned"))
+  assert calls == [(20, 22), (0, 2), (0, 2)]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from configs.sweep import get_config
-from kcompress import data, model as model_lib, step as step_lib, train
+from kcompress import data, job, model as model_lib, step as step_lib
 from kcompress.data import roles, source
 
 
@@ -116,7 +116,7 @@ def test_padding_is_outside_loss_gradients_and_counts():
   per-role sums; token counts are the stream tokens'."""
   spec = _spec(context_length=23)
   batch = _batches(spec, 3, 2, 1)[0]
-  mb = jax.tree.map(np.asarray, train.model_batch(jax.tree.map(jnp.asarray, batch)))
+  mb = jax.tree.map(np.asarray, job.model_batch(jax.tree.map(jnp.asarray, batch)))
   pad = mb["roles_BxL"] == roles.PAD
   assert pad.any()
   other = dict(mb, targets_BxL=np.where(pad, 7, mb["targets_BxL"]))

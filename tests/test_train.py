@@ -1,5 +1,6 @@
 """The main job end to end on `:tiny`: metrics, resume, signals, non-finite models, bad input."""
 
+import json
 import os
 import signal
 import subprocess
@@ -10,8 +11,9 @@ import numpy as np
 import pytest
 
 from configs.sweep import get_config
-from kcompress import metrics, step as step_lib, train
+from kcompress import metrics, pretrain, setup as setup_lib, step as step_lib, train
 from kcompress.data import roles
+from kcompress.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIELDS = {"step", "width", "seed", "params", "tokens_seen", "lr", "loss_bits", "step_bits",
@@ -153,15 +155,15 @@ def test_bad_configs_fail_before_compiling(tmp_path, monkeypatch):
   cfg = get_config("tiny")
   cfg.model.widths = (16, 20)
   with pytest.raises(ValueError, match="config.model.widths"):
-    train.validate(cfg)
+    setup_lib.validate(cfg)
   cfg = get_config("tiny")
   cfg.optim.lr_scaling = "sqrt"
   with pytest.raises(ValueError, match="config.optim.lr_scaling"):
-    train.validate(cfg)
+    setup_lib.validate(cfg)
   cfg = get_config("tiny")
-  monkeypatch.setattr(train.jax, "device_count", lambda: 3)
+  monkeypatch.setattr(setup_lib.jax, "device_count", lambda: 3)
   with pytest.raises(ValueError, match="config.train.batch_size"):
-    train.validate(cfg)
+    setup_lib.validate(cfg)
   monkeypatch.undo()
   # A workdir holding a different config: the error lists the fields that differ.
   cfg = get_config("tiny")
@@ -171,7 +173,7 @@ def test_bad_configs_fail_before_compiling(tmp_path, monkeypatch):
   cfg.model.depth = 2
   cfg.train.num_steps = 99          # run length may change on resume
   with pytest.raises(ValueError, match=r"data.alpha.*model.depth|model.depth.*data.alpha"):
-    train.check_workdir(str(tmp_path), cfg)
+    setup_lib.check_resumable(str(tmp_path), cfg)
 
 
 def test_entity_overflow_stops_the_run_at_its_step(tmp_path, monkeypatch):
@@ -182,7 +184,7 @@ def test_entity_overflow_stops_the_run_at_its_step(tmp_path, monkeypatch):
   cfg.data.name_alphabet = 6
   cfg.data.name_length = 2          # 36 names; a :tiny batch holds ~15 sentences
   cfg.eval_every = 1000
-  monkeypatch.setattr(train.data, "check_name_space", lambda spec, n: None)
+  monkeypatch.setattr(pretrain.data, "check_name_space", lambda spec, n: None)
   workdir = str(tmp_path / "overflow")
   with pytest.raises(RuntimeError, match=r"step (\d+): .*config.data.name_alphabet or "
                                          r"config.data.name_length") as err:
@@ -192,3 +194,231 @@ def test_entity_overflow_stops_the_run_at_its_step(tmp_path, monkeypatch):
   assert 1 < step < cfg.train.num_steps   # the first batch fits: rows before it are logged
   assert {r["step"] for r in rows} == set(range(1, step))
   assert all(np.isfinite(r["loss_bits"]) and np.isfinite(r["bayes_bits"]) for r in rows)
+
+
+# ------------------------------------------------- pinned numbers, timing, TensorBoard
+
+
+def _close(got, want, path="", rtol=1e-5):
+  """Recursive comparison: floats to `rtol`, everything else exactly."""
+  if isinstance(want, dict):
+    assert set(got) == set(want), path
+    for k in want:
+      _close(got[k], want[k], f"{path}.{k}", rtol)
+  elif isinstance(want, list):
+    assert len(got) == len(want), path
+    for k, (g, w) in enumerate(zip(got, want)):
+      _close(g, w, f"{path}[{k}]", rtol)
+  elif isinstance(want, float):
+    assert got == pytest.approx(want, rel=rtol, abs=1e-9), path
+  else:
+    assert got == want, path
+
+
+def test_final_numbers_match_the_pinned_run(tiny_run):
+  """The :tiny run's final metrics, two-part and probe rows equal those recorded with the
+  code before the loop, flax-model and placement changes (tests/data/tiny_pinned.json)."""
+  workdir, rows, _ = tiny_run
+  with open(os.path.join(ROOT, "tests", "data", "tiny_pinned.json")) as f:
+    pinned = json.load(f)
+  final = lambda name: [r for r in metrics.read_rows(os.path.join(workdir, f"{name}.jsonl"))
+                        if r["step"] == 60]
+  _close([{k: v for k, v in r.items() if k in pinned["metrics"][0]} for r in final("metrics")],
+         pinned["metrics"])
+  _close(final("ksf"), pinned["ksf"])
+  _close(final("probes"), pinned["probes"])
+
+
+def test_timing_split_sums_to_the_wall_time(tiny_run):
+  workdir, _, out = tiny_run
+  with open(os.path.join(workdir, "timing.json")) as f:
+    timing = json.load(f)
+  assert {"setup", "train", "two_part", "probes", "checkpoint", "finish"} <= set(
+      timing["seconds"])
+  assert abs(sum(timing["seconds"].values()) - timing["wall_s"]) <= 0.05 * timing["wall_s"]
+  assert "time: setup" in out
+
+
+def test_tensorboard_holds_the_metrics_values(tiny_run):
+  from test_tensorboard import expected_events, read_events
+  workdir, rows, _ = tiny_run
+  want = expected_events({k: metrics.read_rows(os.path.join(workdir, f"{k}.jsonl"))
+                          for k in ("metrics", "probes", "ksf")})
+  got = read_events(workdir)
+  assert sorted(got) == sorted(want)
+  for key, v in want.items():
+    assert got[key] == np.float32(v), key
+
+
+def test_terminal_shows_only_the_tools_lines(tiny_run):
+  workdir, _, out = tiny_run
+  assert not [l for l in out.splitlines() if l[:1] in "IW" and l[1:5].isdigit()]  # absl lines
+  with open(os.path.join(workdir, "log.txt")) as f:
+    assert "checkpoint" in f.read().lower()   # the libraries' INFO lines went here
+
+
+# ------------------------------------------------- extending, shrinking, damaged checkpoints
+
+
+def _tiny(num_steps, **train):
+  cfg = get_config("tiny")
+  cfg.train.num_steps = num_steps
+  for k, v in train.items():
+    cfg.train[k] = v
+  return cfg
+
+
+@pytest.fixture(scope="module")
+def first_leg(tmp_path_factory):
+  """40 steps of a run whose schedule is planned for 60 (checkpoints at 20 and 40)."""
+  workdir = str(tmp_path_factory.mktemp("leg") / "run")
+  train.run(_tiny(40, schedule_steps=60), workdir)
+  return workdir
+
+
+def _copy(src, dst):
+  import shutil
+  shutil.copytree(src, dst)
+  return str(dst)
+
+
+def _one_row_per_step_and_model(rows, num_steps):
+  keys = [(r["step"], r["width"], r["seed"]) for r in rows]
+  assert len(keys) == len(set(keys))
+  assert {k[0] for k in keys} == set(range(1, num_steps + 1))
+  assert len(keys) == num_steps * 2
+
+
+def test_extending_in_two_legs_equals_one_run(first_leg, tiny_run, tmp_path):
+  """40 steps planned for 60, then extended to 60 = one 60-step run (the schedule's horizon
+  is the same 60 steps, the stream is the same stream)."""
+  workdir = _copy(first_leg, tmp_path / "two_legs")
+  train.run(_tiny(60), workdir)
+  reference_dir, reference, _ = tiny_run
+  rows = metrics.read_rows(os.path.join(workdir, "metrics.jsonl"))
+  _one_row_per_step_and_model(rows, 60)
+  assert _comparable(rows) == _comparable(reference)
+  read = lambda d, k: metrics.read_rows(os.path.join(d, f"{k}.jsonl"))
+  assert read(workdir, "probes") == read(reference_dir, "probes")
+  # Two-part rows of x = the run's 60 steps agree once the run is 60 steps long.
+  final = lambda d: [r for r in read(d, "ksf") if r["step"] == 60]
+  assert final(workdir) == final(reference_dir)
+
+
+def test_extending_past_the_schedule_keeps_its_final_lr(tmp_path):
+  """Default rule: the horizon is the first start's num_steps; later steps run at the final
+  learning rate of the schedule."""
+  workdir = str(tmp_path / "run")
+  train.run(_tiny(20), workdir)
+  train.run(_tiny(30), workdir)
+  rows = metrics.read_rows(os.path.join(workdir, "metrics.jsonl"))
+  _one_row_per_step_and_model(rows, 30)
+  cfg = get_config("tiny")
+  schedule = step_lib.lr_schedule(cfg.optim, 20)
+  for r in rows:
+    scale = step_lib.lr_for_width(cfg.optim, np.array([r["width"]]))[0]   # peak lr of the width
+    # The lr logged at step t is the one used for update t (schedule at t - 1).
+    assert r["lr"] == pytest.approx(scale * float(schedule(r["step"] - 1)), rel=1e-6)
+  assert {r["lr"] for r in rows if r["step"] > 20 and r["width"] == 16} == {
+      next(r["lr"] for r in rows if r["step"] == 21 and r["width"] == 16)}
+
+
+def test_damaged_latest_checkpoint_resume_from_the_previous(first_leg, tiny_run, tmp_path,
+                                                           capsys):
+  """checkpoints/40 lost an item: the run says so, resumes from step 20 and, shortened to
+  20 steps, ends there with the rows of the one 60-step-schedule run."""
+  import shutil
+  workdir = _copy(first_leg, tmp_path / "damaged")
+  shutil.rmtree(os.path.join(workdir, "checkpoints", "40", "train"))
+  train.run(_tiny(20), workdir)
+  out = capsys.readouterr().out
+  warnings = [l for l in out.splitlines() if l.startswith("WARNING checkpoint")]
+  assert len(warnings) == 1 and os.path.join("checkpoints", "40") in warnings[0]
+  assert f"resuming {workdir} from step 20" in out
+  rows = metrics.read_rows(os.path.join(workdir, "metrics.jsonl"))
+  _one_row_per_step_and_model(rows, 20)
+  assert _comparable(rows) == _comparable([r for r in tiny_run[1] if r["step"] <= 20])
+  for k in ("probes", "ksf"):
+    assert max(r["step"] for r in metrics.read_rows(os.path.join(workdir, f"{k}.jsonl"))) == 20
+  # Shrinking below the latest intact checkpoint is refused, naming the field.
+  with pytest.raises(UserError, match="config.train.num_steps=10"):
+    train.run(_tiny(10), workdir)
+
+
+def test_every_checkpoint_damaged_starts_over(first_leg, tmp_path, capsys):
+  import shutil
+  workdir = _copy(first_leg, tmp_path / "all_damaged")
+  for step in ("20", "40"):
+    shutil.rmtree(os.path.join(workdir, "checkpoints", step, "host"))
+  train.run(_tiny(3), workdir)
+  out = capsys.readouterr().out
+  assert sum(l.startswith("WARNING checkpoint") for l in out.splitlines()) == 2
+  assert "starting over" in out and "resuming" not in out
+  rows = metrics.read_rows(os.path.join(workdir, "metrics.jsonl"))
+  _one_row_per_step_and_model(rows, 3)
+
+
+# ------------------------------------------------------------------ JSON lines on resume
+
+
+def test_corrupt_middle_line_refuses_and_changes_nothing(first_leg, tmp_path):
+  workdir = _copy(first_leg, tmp_path / "corrupt")
+  path = os.path.join(workdir, "metrics.jsonl")
+  with open(path) as f:
+    lines = f.readlines()
+  lines[4] = lines[4][:30] + "\n"
+  with open(path, "w") as f:
+    f.writelines(lines)
+  with open(path, "rb") as f:
+    before = f.read()
+  proc = subprocess.run([sys.executable, "-m", "kcompress.main", "--config=configs/sweep.py:tiny",
+                         f"--workdir={workdir}", "--config.train.num_steps=40"],
+                        cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 2, proc.stderr
+  assert f"{path}:5" in proc.stderr and "Traceback" not in proc.stderr
+  with open(path, "rb") as f:
+    assert f.read() == before
+
+
+def test_torn_last_line_is_dropped_on_resume_and_in_analysis(first_leg, tmp_path, capsys):
+  from kcompress.analysis import load
+  workdir = _copy(first_leg, tmp_path / "torn")
+  path = os.path.join(workdir, "metrics.jsonl")
+  with open(path, "a") as f:
+    f.write('{"step": 41, "wid')
+  run = load.load_run(workdir)
+  assert "dropped a torn last line" in capsys.readouterr().out
+  assert max(r["step"] for rows in run["models"].values() for r in rows) == 40
+  train.run(_tiny(40, schedule_steps=60), workdir)   # finished: nothing to train
+  assert "dropped a torn last line" in capsys.readouterr().out
+  rows = metrics.read_rows(path)
+  _one_row_per_step_and_model(rows, 40)
+
+
+def test_finite_dataset_codes_compare_the_same_tokens(tmp_path):
+  """Over several epochs the prequential and Bayes totals both cover the first pass (the
+  code of the dataset); later epochs are training loss only. x of the two-part rows is the
+  dataset. Extending the run continues the epochs."""
+  cfg = _tiny(10)
+  cfg.data.num_sentences = 60
+  cfg.eval_every = 10
+  cfg.checkpoint_every = 5
+  workdir = str(tmp_path / "finite")
+  train.run(cfg, workdir)
+  cfg.train.num_steps = 14
+  train.run(cfg, workdir)
+  rows = [r for r in metrics.read_rows(os.path.join(workdir, "metrics.jsonl")) if r["width"] == 16]
+  _one_row_per_step_and_model(metrics.read_rows(os.path.join(workdir, "metrics.jsonl")), 14)
+  first = [r for r in rows if r["epoch"] == 0]
+  later = [r for r in rows if r["epoch"] > 0]
+  assert first and len({r["epoch"] for r in later}) >= 2
+  epoch_bits = sum(r["step_bits"] for r in first)
+  assert all(r["preq_bits"] == pytest.approx(epoch_bits, rel=1e-9) for r in later)
+  assert len({r["bayes_bits"] for r in later}) == 1 and later[0]["bayes_bits"] > 0
+  # Epoch 0's batches hold every dataset row but the R mod B left over: its tokens are x.
+  epoch_tokens = sum(r[f"tokens_{n}"] for r in first for n in roles.ROLE_NAMES)
+  ksf = metrics.read_rows(os.path.join(workdir, "ksf.jsonl"))
+  assert {r["step"] for r in ksf} == {10, 14}
+  for r in ksf:
+    assert r["data_tokens"] == epoch_tokens
+    assert r["preq_bits"] == pytest.approx(epoch_bits if r["width"] == 16 else r["preq_bits"])

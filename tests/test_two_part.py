@@ -9,7 +9,7 @@ import optax
 import pytest
 
 from configs.sweep import get_config
-from kcompress import model as model_lib, step as step_lib, train, two_part
+from kcompress import model as model_lib, pretrain, setup as setup_lib, step as step_lib, two_part
 from kcompress.data import roles
 from kcompress.data.spec import BOS
 
@@ -41,7 +41,7 @@ def test_elias_gamma_lengths():
 
 def _tiny_setup():
   cfg = get_config("tiny")
-  return cfg, train.make_setup(cfg)
+  return cfg, setup_lib.make_setup(cfg)
 
 
 def test_quantisation_is_exact_on_the_grid_and_zero_on_padding():
@@ -84,7 +84,7 @@ def _direct_bits(params, cfg, width, batch):
 def test_data_bits_are_what_the_quantised_model_assigns():
   config, setup = _tiny_setup()
   state = setup.init_state()
-  pipe = train.make_data_pipe(setup.spec, config)
+  pipe = pretrain.job(config, setup).pipe
   sample = two_part.sample_batches(pipe, config.train.num_steps, 3)
   assert list(sample[0]) == [0, 20, 39]
   points = two_part.two_part_points(setup, state, sample, (0, 3))

@@ -102,12 +102,17 @@ def batch_capacity(spec: DataSpec, batch_size: int, num_batches: int) -> int:
   return (num_batches + 1) * chunk_sentences(spec, batch_size)
 
 
-def batch_init(spec: DataSpec, batch_size: int, num_batches: int) -> BatchState:
+def batch_init(spec: DataSpec, batch_size: int, num_batches: int,
+               capacity: int | None = None) -> BatchState:
+  """Empty batch state with room for `num_batches` batches, or for `capacity` sentences
+  when given (the shape a checkpoint was saved with). Shapes only bound the stream: its
+  sentences do not depend on them."""
   size = batch_size * spec.context_length + chunk_sentences(spec, batch_size) * spec.max_sentence_length
   zeros = Tokens(*(jnp.zeros((size,), dt) for dt in
                    (jnp.int32,) * 5 + (bool, bool, jnp.float64)))
-  return BatchState(init_stream(spec, batch_capacity(spec, batch_size, num_batches)), zeros,
-                    jnp.zeros((), jnp.int32))
+  if capacity is None:
+    capacity = batch_capacity(spec, batch_size, num_batches)
+  return BatchState(init_stream(spec, capacity), zeros, jnp.zeros((), jnp.int32))
 
 
 def pack_sentences(flat: Tokens, fill: jax.Array, num_rows: int, context: int,

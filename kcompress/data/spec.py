@@ -19,6 +19,7 @@ import dataclasses
 import math
 
 from kcompress import theory
+from kcompress.errors import UserError
 
 BOS, END = 0, 1
 NAME0 = 2
@@ -86,12 +87,12 @@ class DataSpec:
     return max(1, min(num_sentences, self.name_space))
 
 
-def _field_error(field: str, value, why: str) -> ValueError:
-  return ValueError(f"config.data.{field}={value!r}: {why}")
+def _field_error(field: str, value, why: str) -> UserError:
+  return UserError(f"config.data.{field}={value!r}: {why}")
 
 
 def data_spec(cfg) -> DataSpec:
-  """Validates `config.data` and returns its DataSpec. Raises ValueError naming the field."""
+  """Validates `config.data` and returns its DataSpec. Raises UserError naming the field."""
   d = cfg
   alpha, beta = float(d.alpha), float(d.beta)
   if not 0.0 <= alpha < 1.0:
