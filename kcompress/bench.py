@@ -9,13 +9,18 @@
 throughput (sentences/s, counts + bits from the raw draws), medians over repeats,
 compile time excluded.
 
-`sweep`: tokens/s of the one-step sweep of the config's widths vs the same widths
-trained one after another (each its own jitted step, unpadded), median step times;
-the useful-FLOP fraction (unpadded FLOPs / executed padded FLOPs); and the model
-FLOP utilisation relative to a float32 matmul peak measured in the same run.
+`sweep`: step time of the one-step sweep of the config's widths (every `buckets` layout,
+and the chosen one without its bucket-after-bucket ordering) vs the same widths trained
+one after another (each its own jitted step, unpadded), timed in interleaved rounds:
+min / median / max over rounds and the ratio of the medians; the useful-FLOP fraction
+(unpadded FLOPs / executed padded FLOPs); and the model FLOP utilisation relative to a
+float32 matmul peak measured in the same run.
 
-`sharded`: median step time of the sweep on one device vs on every (model x data) mesh
-of all the devices; the ratio is the cost (or gain) of sharding.
+`sharded`: step time (min / median / max) of the sweep on one device vs on every
+(model x data) mesh of all the devices, interleaved rounds; the ratio of medians is the
+cost (or gain) of sharding; and the FLOPs each device carries (`sweep.device_flops`).
+
+Each prints a readable summary, then one JSON line.
 
 `compress`: `kcompress.compress` of fresh stream text with the widest model of DIR (default:
 a :tiny sweep trained here for 40 steps): medians over repeats of the range coder's
@@ -63,14 +68,34 @@ def bench_data(config, num_sentences: int, repeats: int) -> dict:
 
 def _median_seconds(fn, *args, repeats: int) -> float:
   """Median wall time of `fn(*args)` over `repeats` calls after one warm-up call."""
+  return statistics.median(_times({"fn": lambda: fn(*args)}, repeats, inner=1)["fn"])
+
+
+def _times(fns: dict, repeats: int, inner: int = 3) -> dict:
+  """{name: [seconds per call, one per repeat]}: the callables interleaved round by round
+  (load drifting on a shared machine hits them alike), each round the mean of `inner`
+  calls, after two warm-up calls each (compilation and the first donated run)."""
   import jax
-  jax.block_until_ready(fn(*args))
-  times = []
+  for fn in fns.values():
+    jax.block_until_ready(fn())
+    jax.block_until_ready(fn())
+  out = {name: [] for name in fns}
   for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
+    for name, fn in fns.items():
+      start = time.perf_counter()
+      for _ in range(inner):
+        jax.block_until_ready(fn())
+      out[name].append((time.perf_counter() - start) / inner)
+  return out
+
+
+def _spread(samples) -> dict:
+  return dict(min=min(samples), median=statistics.median(samples), max=max(samples))
+
+
+def _fmt(samples) -> str:
+  s = _spread(samples)
+  return f"median {s['median']:.4f} s (min {s['min']:.4f}, max {s['max']:.4f})"
 
 
 def matmul_peak_flops(size: int = 1024, repeats: int = 10) -> float:
@@ -82,113 +107,152 @@ def matmul_peak_flops(size: int = 1024, repeats: int = 10) -> float:
   return 2 * size ** 3 / _median_seconds(mm, a, repeats=repeats)
 
 
-def bench_sweep(config, repeats: int) -> dict:
-  """One compiled step for all widths vs each width trained alone (each separately jitted)."""
+def _random_batch(spec, batch_size: int) -> dict:
+  """Token rows of the spec's shape (host numpy): inputs, targets and roles (all real)."""
+  import numpy as np
+  C = spec.context_length
+  targets = np.random.default_rng(0).integers(1, spec.vocab_size, (batch_size, C)).astype(np.int32)
+  return {"inputs_BxL": np.concatenate([np.zeros((batch_size, 1), np.int32), targets[:, :-1]], 1),
+          "targets_BxL": targets, "roles_BxL": np.zeros((batch_size, C), np.int32)}
+
+
+def _stepper(config, spec, model_cfg, widths, mesh=None, **step_kw):
+  """(layout, a no-argument callable running one jitted sweep step of `widths` x the
+  config's seeds laid out by `model_cfg` on `mesh`, feeding its states back, returning
+  the metrics)."""
   import jax
   import jax.numpy as jnp
-  import numpy as np
-  from kcompress import model as model_lib, step as step_lib, sweep
+  from kcompress import mesh as mesh_lib, step as step_lib, sweep
+  steps = config.train.num_steps
+  model_axis = mesh.shape["model"] if mesh is not None else 1
+  models = [(int(w), int(s)) for w in widths for s in config.sweep.seeds]
+  layout = sweep.make_layout(model_cfg, spec.vocab_size, spec.context_length, models,
+                             model_axis)
+  opt = step_lib.make_optimizer(config.optim, steps)
+  states = sweep.init(layout, config.optim, opt, [w for w, _ in models], [s for _, s in models])
+  batch = _random_batch(spec, config.train.batch_size)
+  if mesh is None:
+    batch = jax.tree.map(jnp.asarray, batch)
+  else:
+    states = mesh_lib.put(states, mesh_lib.replicated(mesh))
+    batch = mesh_lib.put(batch, mesh_lib.replicated(mesh))
+  holder = [sweep.place(layout, states, mesh)]
+  fn = sweep.make_step(layout, opt, config.optim, steps, mesh, **step_kw)
+
+  def run():
+    holder[0], metrics = fn(holder[0], batch)
+    return metrics
+  return layout, run
+
+
+def bench_sweep(config, repeats: int) -> dict:
+  """One compiled step for all widths vs each width alone (each separately jitted), timed
+  in interleaved rounds: min / median / max over rounds, and the ratio of the medians."""
+  import jax
+  from kcompress import model as model_lib, sweep
   from kcompress.data import spec as spec_lib
   spec = spec_lib.data_spec(config.data)
   widths = [int(w) for w in config.model.widths]
   B, C = config.train.batch_size, spec.context_length
-  rng = np.random.default_rng(0)
-  targets = rng.integers(1, spec.vocab_size, (B, C)).astype(np.int32)
-  batch = {"inputs_BxL": jnp.asarray(np.concatenate([np.zeros((B, 1), np.int32), targets[:, :-1]], 1)),
-           "targets_BxL": jnp.asarray(targets), "roles_BxL": jnp.zeros((B, C), jnp.int32)}
-  steps = config.train.num_steps
-
-  def step_seconds(model_cfg, ws):
-    """Median seconds of one jitted sweep step over the models `ws` laid out by model_cfg."""
-    models = [(w, 0) for w in ws]
-    layout = sweep.make_layout(model_cfg, spec.vocab_size, C, models)
-    opt = step_lib.make_optimizer(config.optim, steps)
-    holder = [sweep.init(layout, config.optim, opt, ws, [0] * len(ws))]
-    fn = sweep.make_step(layout, opt, config.optim, steps)
-
-    def run(b):
-      holder[0], m = fn(holder[0], b)
-      return m
-    return _median_seconds(run, batch, repeats=repeats)
-
-  timings = {}
-  for buckets in (1, 2, 0):
-    cfg = config.model.copy_and_resolve_references()
-    cfg.buckets = buckets
-    timings[buckets] = step_seconds(cfg, widths)
-  alone_s = {}
-  for w in widths:
-    cfg = config.model.copy_and_resolve_references()
-    cfg.widths = (w,)
-    alone_s[w] = step_seconds(cfg, [w])
-  sequential_s = sum(alone_s.values())
-  full = model_lib.ModelConfig.from_config(config.model, spec.vocab_size, C)
   chosen = int(config.model.buckets)
-  sweep_s = timings.get(chosen) or step_seconds(config.model, widths)
-  layout = sweep.make_layout(config.model, spec.vocab_size, C, [(w, 0) for w in widths])
-  useful = sum(model_lib.flops_per_token(full, w) for w in widths) * B * C
-  executed = sum(len(idx) * model_lib.flops_per_token(cfg, cfg.max_width)
-                 for cfg, idx in layout.buckets) * B * C
+
+  def model_cfg(**changes):
+    cfg = config.model.copy_and_resolve_references()
+    for k, v in changes.items():
+      cfg[k] = v
+    return cfg
+
+  fns = {}
+  for buckets in dict.fromkeys((chosen, 1, 2, 0)):
+    fns[f"sweep buckets={buckets}"] = _stepper(config, spec, model_cfg(buckets=buckets), widths)[1]
+  # The same layout without the CPU's bucket-after-bucket ordering (sweep.make_step).
+  fns[f"sweep buckets={chosen} unchained"] = _stepper(
+      config, spec, model_cfg(buckets=chosen), widths, chain_buckets=False)[1]
+  for w in widths:
+    fns[f"width {w} alone"] = _stepper(config, spec, model_cfg(widths=(w,)), [w])[1]
+  times = _times(fns, repeats)
+  # Sequential: each round, the widths' own steps one after another (the sum of their times).
+  times["sequential"] = [sum(ts) for ts in zip(*(times[f"width {w} alone"] for w in widths))]
+  sweep_key = f"sweep buckets={chosen}"
+  sweep_s, seq_s = times[sweep_key], times["sequential"]
+  full = model_lib.ModelConfig.from_config(config.model, spec.vocab_size, C)
+  seeds = len(tuple(config.sweep.seeds))
+  layout = sweep.make_layout(config.model, spec.vocab_size, C,
+                             [(w, s) for w in widths for s in config.sweep.seeds])
+  useful = seeds * sum(model_lib.flops_per_token(full, w) for w in widths) * B * C
+  executed = sweep.executed_flops(layout, B)
   peak = matmul_peak_flops()
-  model_tokens = len(widths) * B * C
+  model_tokens = seeds * len(widths) * B * C
+  med = lambda k: statistics.median(times[k])
+  print(f"sweep of widths {widths} x {seeds} seed(s), {B} x {C} tokens per step, {repeats} "
+        f"rounds of 3 steps, {jax.devices()[0].device_kind}:")
+  for name, samples in times.items():
+    ratio = "" if "alone" in name else f"   sequential / this {med('sequential') / med(name):.2f}"
+    print(f"  {name:28s} {_fmt(samples)}{ratio}")
+  paired = [q / s for q, s in zip(seq_s, sweep_s)]
+  print(f"  sequential / one-step sweep ({sweep_key}): ratio of medians "
+        f"{med('sequential') / med(sweep_key):.2f} (> 1: the sweep is faster); per round "
+        f"median {statistics.median(paired):.2f}, min {min(paired):.2f}, max {max(paired):.2f}")
   return dict(benchmark="sweep", device=str(jax.devices()[0].device_kind), widths=widths,
-              batch_tokens=B * C, repeats=repeats,
-              buckets=chosen,
-              sweep_step_s_median_by_buckets={str(k): v for k, v in timings.items()},
-              sweep_step_s_median=sweep_s, sequential_step_s_median=sequential_s,
-              per_width_step_s_median={str(w): s for w, s in alone_s.items()},
-              sweep_tokens_per_second=model_tokens / sweep_s,
-              sequential_tokens_per_second=model_tokens / sequential_s,
-              speedup=sequential_s / sweep_s,
+              batch_tokens=B * C, repeats=repeats, buckets=chosen,
+              step_s={k: _spread(v) for k, v in times.items()},
+              sweep_step_s=_spread(sweep_s), sequential_step_s=_spread(seq_s),
+              sweep_step_s_median=med(sweep_key), sequential_step_s_median=med("sequential"),
+              sweep_tokens_per_second=model_tokens / med(sweep_key),
+              sequential_tokens_per_second=model_tokens / med("sequential"),
+              speedup=med("sequential") / med(sweep_key), speedup_per_round=_spread(paired),
+              per_width_step_s_median={str(w): med(f"width {w} alone") for w in widths},
               useful_flop_fraction=useful / executed,
               matmul_peak_flops=peak,
-              mfu_sweep=useful / sweep_s / peak,
-              mfu_sequential=useful / sequential_s / peak)
+              mfu_sweep=useful / med(sweep_key) / peak,
+              mfu_sequential=useful / med("sequential") / peak)
 
 
 def bench_sharded(config, repeats: int) -> dict:
-  """Median step time of the config's sweep on one device vs sharded over every (model, data)
-  mesh of all devices (simulate N CPU devices with XLA_FLAGS=--xla_force_host_platform_device_count=N)."""
+  """Step time of the config's sweep on one device vs sharded over every (model, data)
+  mesh of all devices (simulate N CPU devices with XLA_FLAGS=--xla_force_host_platform_device_count=N),
+  interleaved rounds; and the FLOPs each device carries (`sweep.device_flops`)."""
   import jax
-  import jax.numpy as jnp
   import numpy as np
   from jax.sharding import Mesh
-  from kcompress import mesh as mesh_lib, step as step_lib, sweep
+  from kcompress import mesh as mesh_lib, sweep
   from kcompress.data import spec as spec_lib
   spec = spec_lib.data_spec(config.data)
   widths = [int(w) for w in config.model.widths]
-  B, C, steps = config.train.batch_size, spec.context_length, config.train.num_steps
-  rng = np.random.default_rng(0)
-  targets = rng.integers(1, spec.vocab_size, (B, C)).astype(np.int32)
-  batch = {"inputs_BxL": np.concatenate([np.zeros((B, 1), np.int32), targets[:, :-1]], 1),
-           "targets_BxL": targets, "roles_BxL": np.zeros((B, C), np.int32)}
+  B, C = config.train.batch_size, spec.context_length
   devices = jax.devices()
   n = len(devices)
-
-  def step_seconds(model_axis: int, data_axis: int) -> float:
-    mesh = Mesh(np.asarray(devices[:model_axis * data_axis]).reshape(model_axis, data_axis),
-                mesh_lib.AXES)
-    layout = sweep.make_layout(config.model, spec.vocab_size, C, [(w, 0) for w in widths],
-                               model_axis)
-    opt = step_lib.make_optimizer(config.optim, steps)
-    holder = [sweep.place(layout, sweep.init(layout, config.optim, opt, widths,
-                                             [0] * len(widths)), mesh)]
-    fn = sweep.make_step(layout, opt, config.optim, steps, mesh)
-    b = mesh_lib.put(batch, mesh_lib.replicated(mesh))
-
-    def run(x):
-      holder[0], m = fn(holder[0], x)
-      return m
-    return _median_seconds(run, b, repeats=repeats)
-
-  one = step_seconds(1, 1)
   meshes = [(m, n // m) for m in range(1, n + 1) if n % m == 0 and B % (n // m) == 0]
-  sharded = {f"{m}x{d}": step_seconds(m, d) for m, d in meshes}
+  fns, flops, placed = {}, {}, {}
+  layout, fns["one device"] = _stepper(config, spec, config.model, widths)
+  flops["one device"] = sweep.device_flops(layout, B)
+  for m, d in meshes:
+    mesh = Mesh(np.asarray(devices[:m * d]).reshape(m, d), mesh_lib.AXES)
+    layout, fns[f"{m}x{d}"] = _stepper(config, spec, config.model, widths, mesh)
+    flops[f"{m}x{d}"] = sweep.device_flops(layout, B, d)
+    placed[f"{m}x{d}"] = sweep.placement(layout, d)
+  times = _times(fns, repeats)
+  one = statistics.median(times["one device"])
+  print(f"sweep of widths {widths} x {len(tuple(config.sweep.seeds))} seed(s), {B} x {C} tokens "
+        f"per step, {repeats} rounds of 3 steps, {n} {devices[0].device_kind} devices:")
+  for name, samples in times.items():
+    f = flops[name]
+    where = "; ".join(f"w{p['max_width']}: {p['models']} model(s) over {p['groups']}, rows over "
+                      f"{p['row_shards']}" for p in placed.get(name, []))
+    print(f"  {name:10s} {_fmt(samples)}   / one device {statistics.median(samples) / one:.2f}"
+          f"   GFLOP per device {f.min() / 1e9:.3f}-{f.max() / 1e9:.3f} (sum {f.sum() / 1e9:.3f})"
+          + (f"\n             placement: {where}" if where else ""))
   return dict(benchmark="sharded", device=str(devices[0].device_kind), num_devices=n,
-              widths=widths, batch_tokens=B * C, repeats=repeats, one_device_step_s_median=one,
-              sharded_step_s_median=sharded,
-              sharded_over_one_device={k: v / one for k, v in sharded.items()},
-              one_device_tokens_per_second=len(widths) * B * C / one)
+              widths=widths, batch_tokens=B * C, repeats=repeats,
+              one_device_step_s=_spread(times["one device"]), one_device_step_s_median=one,
+              sharded_step_s={k: _spread(v) for k, v in times.items() if k != "one device"},
+              sharded_step_s_median={k: statistics.median(v) for k, v in times.items()
+                                     if k != "one device"},
+              sharded_over_one_device={k: statistics.median(v) / one for k, v in times.items()
+                                       if k != "one device"},
+              device_flops={k: v.tolist() for k, v in flops.items()}, placement=placed,
+              one_device_tokens_per_second=len(widths) * len(tuple(config.sweep.seeds)) * B * C
+              / one)
 
 
 def bench_compress(workdir: str | None, num_sentences: int, repeats: int) -> dict:

@@ -111,10 +111,21 @@ def make_plan(spec: DataSpec, world, config, num_steps: int | None = None) -> Pl
   return Plan(injection, slots, replay)
 
 
+def init_checkpoint(config) -> int:
+  """The step of `config.init_from` fine-tuning starts from (`init_step`, 0 = the latest)."""
+  available = checkpoint.steps(config.init_from)
+  step = int(config.get("init_step") or 0) or (available[-1] if available else None)
+  if step not in available:
+    raise UserError(f"config.init_from={config.init_from!r}: no checkpoint of step "
+                    f"{step or 'latest'} (it has {available or 'none'})")
+  return step
+
+
 def resolve(config):
   """A copy of the config with train.num_steps fixed (the auto length resolved)."""
   from kcompress import data
   pretrained_config(config)
+  init_checkpoint(config)
   if config.train.num_steps > 0:
     return config
   spec = data.data_spec(config.data)
@@ -150,14 +161,10 @@ def first_injected_id(plan: Plan) -> int | None:
 def _restore_pretrained(config, setup):
   """(train states, data state, step) of the checkpoint fine-tuning starts from."""
   pre_config = pretrained_config(config)
+  step = init_checkpoint(config)
   pre_setup = setup_lib.make_setup(pre_config, use_mesh=False)
   pre_job = job(pre_config, pre_setup) if is_finetune(pre_config) else pretrain.job(
       pre_config, pre_setup)
-  available = checkpoint.steps(config.init_from)
-  step = int(config.get("init_step") or 0) or (available[-1] if available else None)
-  if step not in available:
-    raise UserError(f"config.init_from={config.init_from!r}: no checkpoint of step "
-                    f"{step or 'latest'} (it has {available or 'none'})")
   mngr = checkpoint.manager(config.init_from, create=False)
   try:
     states, data_state, _ = checkpoint.restore(mngr, step, pre_setup.init_state(),

@@ -7,6 +7,11 @@ so every process can read them. Everything on the device is a global `jax.Array`
 (multi-process runs included): host values enter through `put`; what the host reads
 back (metrics, probe outputs, checkpointed states) is replicated first.
 On one device the mesh is 1x1 and nothing changes.
+
+A bucket of the sweep (`kcompress.sweep`) whose models do not fill the model axis evenly
+is replicated over it instead, and the model axis joins `data` in splitting the bucket's
+batch rows (`rows_sharding(mesh, over_model=True)`): every sharding of a step lives on
+this one mesh, no device computes a copy of another's work.
 """
 
 from __future__ import annotations
@@ -39,14 +44,17 @@ def make_mesh(mesh_cfg) -> Mesh:
   return Mesh(devices, AXES)
 
 
-def models_sharding(mesh: Mesh) -> NamedSharding:
-  """Leading (model) axis over `model`, the rest replicated."""
-  return NamedSharding(mesh, P("model"))
+def models_sharding(mesh: Mesh, over_model: bool = True) -> NamedSharding:
+  """Leading (model) axis over `model`, the rest replicated (`over_model=False`: all
+  replicated)."""
+  return NamedSharding(mesh, P("model") if over_model else P())
 
 
-def rows_sharding(mesh: Mesh) -> NamedSharding:
-  """Leading (row) axis over `data`."""
-  return NamedSharding(mesh, P("data"))
+def rows_sharding(mesh: Mesh, over_model: bool = False) -> NamedSharding:
+  """Leading (row) axis over `data` (`over_model=True`: over `data` x `model`, each data
+  shard's rows split further over the model axis, so a batch sharded over `data` is sliced
+  in place)."""
+  return NamedSharding(mesh, P(("data", "model")) if over_model else P("data"))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
