@@ -422,3 +422,20 @@ def test_finite_dataset_codes_compare_the_same_tokens(tmp_path):
   for r in ksf:
     assert r["data_tokens"] == epoch_tokens
     assert r["preq_bits"] == pytest.approx(epoch_bits if r["width"] == 16 else r["preq_bits"])
+
+
+def test_bfloat16_prequential_bits_are_float32s(tiny_run, tmp_path):
+  """The same 20 steps (schedule of the 60-step run) with bfloat16 matmuls: the
+  prequential total stays within u = 2^-8 (bfloat16's unit roundoff) of float32's.
+  Rounding the matmul inputs moves each token's bits by O(u) relative (float32
+  accumulation, float32 softmax and losses); summed over ~2,000 tokens these errors
+  average out, so u on the total is a generous bound (measured: ~2e-5)."""
+  cfg = _tiny(20, schedule_steps=60)
+  cfg.model.dtype = "bfloat16"
+  result = train.run(cfg, str(tmp_path / "bf16"))
+  float32 = {r["width"]: r["preq_bits"] for r in tiny_run[1] if r["step"] == 20}
+  for r in result["rows"]:
+    assert abs(r["preq_bits"] / float32[r["width"]] - 1) < 2.0 ** -8
+  assert any(r["preq_bits"] != float32[r["width"]] for r in result["rows"])   # bf16 ran
+  with open(tmp_path / "bf16" / "config.json") as f:
+    assert json.load(f)["model"]["dtype"] == "bfloat16"
