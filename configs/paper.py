@@ -20,6 +20,10 @@ claims, and what kcompress measures"):
   frequency-ordered acquisition, wider-learns-rarer, the data exponent 1 - alpha of the
   knowledge part (models and the Bayes code), hallucination. About 9 minutes per alpha
   (`launch/alphas.sh` runs 0.3, 0.5, 0.7: 27 minutes measured).
+- `data_long`: `data` with widths 64 and 128 for 32,000 steps (33M token positions, about
+  two decades after syntax is learned), for the end of the data law: local slopes and
+  fits over its last decades. Grow it in steps (`--config.train.num_steps`; the lr is
+  constant, so an extended run equals a longer one).
 - `size`: the capacity-limited regime. Small widths 8-96 at depth 1 trained for many
   epochs (60) on a finite dataset of 12k sentences, so the smaller models saturate while the
   dataset still holds facts they have not stored. Tests the size exponent 1/alpha - 1.
@@ -29,7 +33,7 @@ claims, and what kcompress measures"):
   entities with 1-128 deliveries and half the batch replayed. Tests acquisition vs
   repetitions, forgetting, and whether learning new facts raises confident answers on
   never-seen entities. About 2 minutes.
-- `data_gpu`, `size_gpu`, `finetune_gpu`: the same experiments sized for one accelerator
+- `data_gpu`, `data_long_gpu`, `size_gpu`, `finetune_gpu`: the same experiments sized for one accelerator
   (wider and deeper models, longer streams); not run on this CPU.
 """
 
@@ -37,7 +41,8 @@ import ml_collections
 
 from configs import sweep
 
-VARIANTS = ("data", "size", "finetune", "data_gpu", "size_gpu", "finetune_gpu")
+VARIANTS = ("data", "data_long", "size", "finetune", "data_gpu", "data_long_gpu", "size_gpu",
+            "finetune_gpu")
 
 
 def _data_regime(c: ml_collections.ConfigDict, gpu: bool) -> None:
@@ -71,6 +76,20 @@ def _data_regime(c: ml_collections.ConfigDict, gpu: bool) -> None:
     c.log_every = 200
     c.eval_every = 2000
     c.checkpoint_every = 2000
+
+
+def _long_regime(c: ml_collections.ConfigDict, gpu: bool) -> None:
+  """`data` with two widths run ~10x longer: >= 1.5 decades of tokens after syntax is
+  learned (~3e5 tokens on CPU), for the asymptotic end of the data law."""
+  c.model.widths = (64, 128) if not gpu else (256, 1024)
+  c.train.num_steps = 32000          # 16 x 64 x 32000 = 33M token positions (grow in steps)
+  c.log_every = 500
+  c.eval_every = 2000
+  c.checkpoint_every = 2000
+  if gpu:
+    c.train.num_steps = 200000       # 64 x 256 x 200000 = 3.3G token positions
+    c.eval_every = 10000
+    c.checkpoint_every = 10000
 
 
 def _size_regime(c: ml_collections.ConfigDict, gpu: bool) -> None:
@@ -109,8 +128,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   experiment = variant.removesuffix("_gpu")
   c = sweep.get_config("default")
   c.variant = variant
-  if experiment in ("data", "finetune"):
+  if experiment in ("data", "data_long", "finetune"):
     _data_regime(c, gpu)
+    if experiment == "data_long":
+      _long_regime(c, gpu)
   else:
     _size_regime(c, gpu)
   if experiment == "finetune":

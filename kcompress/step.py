@@ -22,6 +22,7 @@ import optax
 
 from kcompress import model as model_lib
 from kcompress.data.roles import NUM_ROLES
+from kcompress.data.tokens import first_name_tokens
 
 LR_SCALINGS = ("constant", "mup")
 BITS_PER_NAT = 1.0 / math.log(2.0)   # the one nats -> bits conversion
@@ -148,7 +149,10 @@ def train_step(cfg: model_lib.ModelConfig, optimizer, schedule, state: TrainStat
       step=state.step + 1, frozen=frozen,
       frozen_step=jnp.where(frozen & ~state.frozen, state.step, state.frozen_step))
   role_bits, role_tokens = bits_by_role(bits, batch["roles_BxL"])
+  first = first_name_tokens(batch["roles_BxL"])
   metrics = {"bits_by_role": role_bits, "tokens_by_role": role_tokens, "loss_bits": loss,
+             "entity_bits": jnp.where(first, bits, 0.0).sum(),
+             "entity_tokens": first.sum(dtype=jnp.float32),
              "grad_norm": jnp.sqrt(sum(jnp.sum(g ** 2) for g in jax.tree.leaves(grads))), "lr": lr, "nonfinite": ~finite,
              "frozen": frozen, "frozen_step": new_state.frozen_step}
   return new_state, metrics

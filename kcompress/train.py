@@ -10,7 +10,9 @@ WORKDIR/metrics.jsonl, one row per (step, model): step, width, seed, params, tok
 (stream tokens trained on so far; row padding excluded), lr, loss_bits (bits/token of
 this step's batch, measured BEFORE the update), bits_<role> (bits/token by role),
 bayes_<role> (the Bayes code's bits/token of the same batch's tokens of that role),
-tokens_<role> (the batch's tokens of that role), step_bits (total bits of this batch),
+tokens_<role> (the batch's tokens of that role), bits_entity / bayes_entity / tokens_entity
+(the same on the first name token of each sentence, where the Bayes code's entity-choice
+bits sit: a part of the name role whose limit is the entity entropy, not 0), step_bits (total bits of this batch),
 preq_bits and preq_bits_<role> (cumulative prequential code, bits), bayes_bits and
 bayes_bits_<role> (cumulative Bayes code of the same tokens, bits), frozen, frozen_step,
 elapsed_s; finite-dataset mode adds epoch (the pass over the dataset, from 0) and its
@@ -77,7 +79,7 @@ def metric_rows(step: int, setup: setup_lib.Setup, m: dict, bayes_r, host: dict,
   bayes = np.asarray(host["bayes_bits_by_role"])
   if not epoch:
     preq = preq + bits_mr
-    bayes = bayes + np.asarray(bayes_r, np.float64)
+    bayes = bayes + np.asarray(bayes_r, np.float64)[:roles.NUM_ROLES]
   host["preq_bits_by_role"], host["bayes_bits_by_role"] = preq.tolist(), bayes.tolist()
   rows = []
   for i, (width, seed) in enumerate(setup.models):
@@ -89,6 +91,10 @@ def metric_rows(step: int, setup: setup_lib.Setup, m: dict, bayes_r, host: dict,
       row[f"bits_{name}"] = float(bits_mr[i, r] / toks_mr[i, r]) if toks_mr[i, r] else None
       row[f"bayes_{name}"] = float(bayes_r[r] / toks_mr[i, r]) if toks_mr[i, r] else None
       row[f"tokens_{name}"] = int(toks_mr[i, r])
+    n_ent = float(m["entity_tokens"][i])
+    row["bits_entity"] = float(m["entity_bits"][i]) / n_ent if n_ent else None
+    row["bayes_entity"] = float(bayes_r[roles.ENTITY_PART]) / n_ent if n_ent else None
+    row["tokens_entity"] = int(n_ent)
     row["preq_bits"] = float(preq[i].sum())
     row.update({f"preq_bits_{n}": float(preq[i, r]) for r, n in enumerate(roles.ROLE_NAMES)})
     row["bayes_bits"] = float(bayes.sum())

@@ -255,6 +255,16 @@ def test_bayes_code_equals_direct_computation(value_base):
   assert abs(by_role[roles.SYNTAX] - s.bits.syntax_N.sum()) < 1e-6
   assert abs(by_role[roles.VALUE] - s.bits.value_N.sum()) < 1e-6
   assert by_role[roles.END] == 0
+  # The first name token of each sentence carries exactly its entity-choice bits
+  # (name_length >= 2), and the batch sums report them as the entity part.
+  first = np.asarray(data.first_name_tokens(s.tokens.role))
+  assert spec.name_length >= 2 and first.sum() == len(direct)
+  np.testing.assert_allclose(s.tokens.bayes_bits[first], s.bits.entity_N, atol=1e-9, rtol=0)
+  with jax.enable_x64(True):
+    parts = np.asarray(source.bayes_bits_by_role(s.tokens))
+  assert abs(parts[roles.ENTITY_PART] - s.bits.entity_N.sum()) < 1e-6
+  np.testing.assert_allclose(parts[:roles.NUM_ROLES], [by_role[r] for r in range(roles.NUM_ROLES)],
+                             atol=1e-6)
 
 
 def test_bayes_below_classical_compressors():

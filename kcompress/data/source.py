@@ -19,7 +19,7 @@ from kcompress.data.bayes import SentenceBits, bayes_code_bits
 from kcompress.data.spec import END, DataSpec
 from kcompress.data.stream import (RawSentences, Sentences, StreamState, count_history,
                                    generate_sentences, init_stream, rank_within_groups)
-from kcompress.data.tokens import Tokens, pack, render, sentence_starts
+from kcompress.data.tokens import Tokens, first_name_tokens, pack, render, sentence_starts
 from kcompress.data.world import World, draw_world
 
 
@@ -206,9 +206,13 @@ def next_batch(spec: DataSpec, world: World, state: BatchState, batch_size: int,
 
 
 def bayes_bits_by_role(batch: Tokens) -> jax.Array:
-  """Bayes bits of a batch summed by token role: float64 [NUM_ROLES]."""
+  """Bayes bits of a batch [B, C] summed by token role, then the entity-choice part:
+  float64 [NUM_ROLES + 1]; the last entry (roles.ENTITY_PART) is the bits on the first name
+  tokens, a part of the name role's bits (with name_length 1 it holds the new-name bits too)."""
   onehot = jax.nn.one_hot(batch.role.reshape(-1), roles.NUM_ROLES, dtype=jnp.float64)
-  return batch.bayes_bits.reshape(-1) @ onehot
+  by_role = batch.bayes_bits.reshape(-1) @ onehot
+  entity = jnp.where(first_name_tokens(batch.role), batch.bayes_bits, 0.0).sum()
+  return jnp.concatenate([by_role, entity[None]])
 
 
 # ----------------------------------------------------------- finite dataset mode

@@ -2,10 +2,12 @@
 
 Sentence layout: NAME (L tokens), filler slots with the VALUE token after the first
 p_t fillers, END. Each token carries its annotations (SPEC section 2) and the
-Bayes bits placed on it: entity + name bits on the first name token, template
-bits on the first filler, each slot's bits on its filler, value bits on the value
-token, 0 on END. Summed over a sentence they are its exact Bayes code; summed by
-role they give the Bayes code of the name / syntax / value parts.
+Bayes bits placed on it: the entity-choice (PYCRP) bits on the first name token, a new
+entity's name bits on the last name token (the same token when name_length is 1),
+template bits on the first filler, each slot's bits on its filler, value bits on the
+value token, 0 on END. Summed over a sentence they are its exact Bayes code; summed by
+role they give the Bayes code of the name / syntax / value parts, and the first name
+tokens alone give the entity-choice part (`first_name_tokens`).
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ def render(spec: DataSpec, world: World, s: Sentences, bits: SentenceBits) -> tu
       is_value, roles.VALUE, jnp.where(is_filler, roles.SYNTAX, roles.END)))
 
   slot_bits = jnp.take_along_axis(bits.slot_NxF, filler, axis=1)
-  tok_bits = jnp.where(j == 0, (bits.entity_N + bits.name_N)[:, None], 0.0)
+  tok_bits = jnp.where(j == 0, bits.entity_N[:, None], 0.0)
+  tok_bits += jnp.where(j == L - 1, bits.name_N[:, None], 0.0)
   tok_bits += jnp.where(is_filler, slot_bits + jnp.where(filler == 0, bits.template_N[:, None], 0.0), 0.0)
   tok_bits += jnp.where(is_value, bits.value_N[:, None], 0.0)
 
@@ -89,6 +92,14 @@ def pack(tokens: Tokens, valid: jax.Array, length_N: jax.Array, size: int,
   if into is None:
     into = jax.tree.map(lambda x: jnp.zeros((size,), x.dtype), tokens)
   return jax.tree.map(lambda buf, x: buf.at[dest].set(x.reshape(-1), mode="drop"), into, tokens)
+
+
+def first_name_tokens(role: jax.Array) -> jax.Array:
+  """bool, the shape of `role` [..., C]: the first name token of each sentence (a NAME token
+  after a non-NAME token of its row, or at the row's start). With sentence packing these
+  tokens carry exactly the entity-choice bits of the Bayes code (name_length >= 2)."""
+  prev = jnp.concatenate([jnp.full_like(role[..., :1], roles.END), role[..., :-1]], -1)
+  return (role == roles.NAME) & (prev != roles.NAME)
 
 
 def sentence_starts(flat: Tokens, live: jax.Array, max_sentences: int):
