@@ -24,10 +24,12 @@ claims, and what kcompress measures"):
   two decades after syntax is learned), for the end of the data law: local slopes and
   fits over its last decades. Grow it in steps (`--config.train.num_steps`; the lr is
   constant, so an extended run equals a longer one).
-- `size`: the capacity-limited regime. Small widths 8-96 at depth 1 trained for many
-  epochs (60) on a finite dataset of 12k sentences, so the smaller models saturate while the
-  dataset still holds facts they have not stored. Tests the size exponent 1/alpha - 1.
-  About 13 minutes.
+- `size`: the capacity-limited regime on a stream. Small widths 4-48 at depth 1 on one long
+  stream (16,000 steps, 16M token positions; grow it with `--config.train.num_steps`) at a
+  constant lr, until the small models' value (fact) excess flattens. Tests the size law
+  decomposed: stored entities m vs parameters, value excess vs m (theory m^(1 - 1/alpha),
+  beside the oracle storing the m most frequent entities on the same stream), and the size
+  exponent they imply.
 - `finetune`: fine-tunes the `data` run (`runs/paper-data`; make it first, or point
   `--config.init_from` at one of `launch/alphas.sh`'s runs, e.g. runs/paper-data-a0.5) on injected
   entities with 1-128 deliveries and half the batch replayed. Tests acquisition vs
@@ -93,31 +95,33 @@ def _long_regime(c: ml_collections.ConfigDict, gpu: bool) -> None:
 
 
 def _size_regime(c: ml_collections.ConfigDict, gpu: bool) -> None:
-  c.data.num_sentences = 12000       # a finite dataset, seen for many epochs
-  c.model.widths = (8, 16, 24, 32, 48, 64, 96)
+  """The capacity-limited regime on an unbounded tail: small widths (depth 1) on one long
+  stream at a constant lr, until the small models' value excess flattens. A finite dataset
+  would truncate the entity tail and add memorised row order to the name bits."""
+  c.data.name_alphabet = 48          # 48^3 = 110k names: room for E[K_n] at alpha 0.5
+  c.model.widths = (4, 8, 12, 16, 24, 32, 48)
   c.model.depth = 1
-  c.model.head_dim = 8
+  c.model.head_dim = 4
   c.optim.base_width = 32
   c.optim.lr = 6e-3
-  c.optim.decay = "cosine"
+  c.optim.decay = "constant"         # a decaying lr would flatten the curves by itself
   c.optim.warmup_steps = 100
   c.train.batch_size = 16
-  c.train.num_steps = 6000           # ~60 epochs of ~1,500 rows
-  c.log_every = 100
-  c.eval_every = 1500
-  c.checkpoint_every = 1500
+  c.train.num_steps = 16000          # 16 x 64 x 16000 = 16M token positions (grow in steps)
+  c.log_every = 500
+  c.eval_every = 2000
+  c.checkpoint_every = 2000
+  c.probe.per_bin = 64
   c.ksf.sample_batches = 8
   c.ksf.precisions = (0, 4)
   if gpu:
-    c.data.name_alphabet = 48        # 48^3 = 110k names: room for E[K_n] at alpha 0.7
-    c.data.num_sentences = 200000
-    c.model.widths = (16, 32, 48, 64, 96, 128, 192, 256)
-    c.model.depth = 2
-    c.model.head_dim = 16
+    c.data.name_length = 4           # 48^4 = 5.3M names
+    c.model.widths = (8, 16, 24, 32, 48, 64, 96, 128)
+    c.model.head_dim = 8
     c.train.batch_size = 64
-    c.train.num_steps = 40000
-    c.eval_every = 5000
-    c.checkpoint_every = 5000
+    c.train.num_steps = 100000
+    c.eval_every = 10000
+    c.checkpoint_every = 10000
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -137,14 +141,23 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if experiment == "finetune":
     c.init_from = "runs/paper-data" + ("_gpu" if gpu else "")
     c.init_step = 0
-    c.finetune = ml_collections.ConfigDict()
-    c.finetune.repetitions = (1, 2, 4, 8, 16, 32, 64, 128)
-    c.finetune.entities_per_count = 16 if not gpu else 64
-    c.finetune.replay_fraction = 0.5
+    c.finetune = ml_collections.ConfigDict()   # Gekhman et al.'s design (kcompress.gekhman)
+    c.finetune.repetitions = ()
+    c.finetune.entities_per_count = 0
+    c.finetune.replay_fraction = 0.0     # the fine-tuning sets alone
     c.finetune.seed = 0
-    c.train.num_steps = 0            # exactly enough steps to deliver the injected rows
+    c.finetune.unknown_shares = (0.0, 0.25, 0.5, 0.75, 1.0)   # plus the control
+    c.finetune.set_size = 128 if not gpu else 512       # examples per set
+    c.finetune.heldout_size = 128 if not gpu else 512   # held-out known facts
+    c.finetune.candidates = 2048 if not gpu else 8192   # most-stated facts SliCK categorises
+    c.finetune.epochs = 100
+    c.finetune.variants = 4
+    c.finetune.samples = 16
+    c.finetune.arm = ""
+    c.finetune.design_file = ""
+    c.train.num_steps = 0            # each arm: exactly its set's epochs
     c.optim.warmup_steps = 10
     c.optim.lr = c.optim.lr / 2
-    c.eval_every = 25 if not gpu else 100
+    c.eval_every = 10 if not gpu else 20
     c.checkpoint_every = 100
   return c

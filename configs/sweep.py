@@ -99,6 +99,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                 # (8: two-part evals cost ~4% of a default run; 16: ~8%)
   c.ksf.precisions = (-2, 0, 2, 4, 6)  # quantisation step = rms(tensor) * 2^-precision
 
+  # The Bayes code's data law of this data spec, measured from independent streams when a
+  # stream run ends (WORKDIR/bayes_laws.json; `python -m kcompress.data laws`); 0: skipped.
+  c.laws = ml_collections.ConfigDict()
+  c.laws.replicates = 16
+  c.laws.sentences = 1_000_000
+
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 16       # rows per step (every model sees the same rows)
   c.train.num_steps = 1500
@@ -126,6 +132,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.probe.num_bins = 5
     c.probe.num_fresh = 16
     c.checkpoint_every = 20
+    c.laws.replicates = 0         # the law needs ~1 minute of streams: measured by tests apart
   elif variant == "gpu":
     c.data.context_length = 256
     c.data.name_length = 4

@@ -55,7 +55,8 @@ def _role(rows: list[dict], role: str, default_weight: float):
 
 def step_series(rows: list[dict], config: dict) -> dict[str, np.ndarray]:
   """Per-step arrays [S] of one model: step, tokens, knowledge excess and Bayes knowledge bits
-  per knowledge (name + value) token, syntax and value bits with their Bayes floors, and the
+  per knowledge (name + value) token and the knowledge tokens (knowledge_weight), syntax
+  and value bits with their Bayes floors, and the
   value token weight. Without tokens_<role> columns a sentence counts as 1 value token and
   config.data.name_length name tokens."""
   name_len = float(config["data"].get("name_length", 1))
@@ -71,7 +72,7 @@ def step_series(rows: list[dict], config: dict) -> dict[str, np.ndarray]:
   val_b, val_f, val_w = parts["value"]
   return {"step": np.array([r["step"] for r in rows], float),
           "tokens": np.array([r["tokens_seen"] for r in rows], float),
-          "excess": excess, "bayes_knowledge": bayes_k,
+          "excess": excess, "bayes_knowledge": bayes_k, "knowledge_weight": w,
           "syntax": np.where(syn_w > 0, syn_b, np.nan),
           "syntax_floor": np.where(syn_w > 0, syn_f, np.nan),
           "value": val_b, "value_floor": val_f, "value_weight": val_w}

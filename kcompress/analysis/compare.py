@@ -17,21 +17,30 @@ import numpy as np
 
 from kcompress import theory
 from kcompress.analysis import claims, figures, load
+from kcompress.analysis import exponents as exponents_lib
 from kcompress.analysis import summary as summary_lib
+from kcompress.analysis.claims_rule import verdict
 
 
 def _clean(x):
   return float(x) if x is not None and math.isfinite(x) else None
 
 
+CHECKS = ("reference_exponent", "reference_ci", "reference_c", "free_floor_exponent",
+          "cumulative_exponent", "local_exponent_end", "decades")
+
+
 def _point(c: dict) -> dict:
-  """{measured, ci, verdict} of one claim row (exponents: dimensionless)."""
-  return {"measured": c["measured"], "ci": c["ci"], "verdict": c["verdict"]}
+  """{measured, ci, verdict} of one claim row (exponents: dimensionless), with the checks
+  the data-exponent rows carry."""
+  return {"measured": c["measured"], "ci": c["ci"], "verdict": c["verdict"],
+          **{k: c[k] for k in CHECKS if k in c}}
 
 
 def run_exponents(workdir: str, summary: dict) -> dict:
-  """One run's data exponents (per model and of the Bayes code) and size exponent, with their
-  95% intervals and verdicts, beside the predictions 1 - alpha and 1/alpha - 1."""
+  """One run's data exponents (per model: knowledge and value excess, and of the Bayes code)
+  and size exponent, with their 95% intervals, verdicts and checks, beside the predictions
+  1 - alpha and 1/alpha - 1."""
   alpha = summary["alpha"]
   rows = summary.get("claims", [])
   pick = lambda cid: [c for c in rows if c["id"] == cid]
@@ -40,8 +49,40 @@ def run_exponents(workdir: str, summary: dict) -> dict:
           "predicted_data": _clean(theory.data_scaling_exponent(alpha)),
           "predicted_size": _clean(theory.size_scaling_exponent(alpha)),
           "data_models": {c["model"]: _point(c) for c in pick("data_exponent_model")},
+          "value_models": {c["model"]: _point(c) for c in pick("data_exponent_model_value")},
           "data_bayes": _point(bayes[0]) if bayes else None,
           "size": _point(size[0]) if size else None}
+
+
+def merge_runs_exponents(exponents_list: list[dict], key: str = "data_models") -> dict:
+  """Per (alpha, width): the runs' exponents merged (runs differing in data and init seed).
+  >= 2 runs: Student's t interval over the runs' point exponents (`exponents.over_runs`),
+  interval "over runs"; 1 run: its own interval, "within-run". Verdict by the claims' rule
+  against 1 - alpha. {(alpha, width): {runs, measured, ci, interval, verdict, reason,
+  reference (the same over the runs' reference_exponent)}}."""
+  groups: dict = {}
+  for e in exponents_list:
+    for m, p in (e.get(key) or {}).items():
+      if p and p.get("measured") is not None:
+        groups.setdefault((e["alpha"], int(m.split("/")[0])), []).append(p)
+  out = {}
+  for (alpha, width), ps in sorted(groups.items()):
+    pred = theory.data_scaling_exponent(alpha)
+    if len(ps) >= 2:
+      r = exponents_lib.over_runs([p["measured"] for p in ps])
+      ci, interval = [r["ci"][0], r["ci"][1]], "over runs"
+      measured = r["a"]
+    else:
+      ci, interval, measured = ps[0]["ci"], "within-run", ps[0]["measured"]
+    v, reason = verdict(pred, ci, "point")
+    refs = [p.get("reference_exponent") for p in ps if p.get("reference_exponent") is not None]
+    ref = exponents_lib.over_runs(refs) if refs else None
+    out[(alpha, width)] = {"runs": len(ps), "measured": measured, "ci": ci,
+                           "interval": interval, "verdict": v, "reason": reason,
+                           "predicted": pred,
+                           "reference": ({"measured": ref["a"], "ci": list(ref["ci"]),
+                                          "runs": ref["runs"]} if ref else None)}
+  return out
 
 
 def compare_runs(workdirs, out_dir: str, *, summaries: list[dict] | None = None) -> dict:
@@ -60,6 +101,9 @@ def compare_runs(workdirs, out_dir: str, *, summaries: list[dict] | None = None)
                         "verdicts": claims.verdict_counts(rows)})
     out["claims"] += [{**c, "workdir": w, "alpha": s["alpha"]} for c in rows]
     out["exponents"].append(run_exponents(w, s))
+  out["merged"] = {key: [{"alpha": a, "width": wd, **v}
+                         for (a, wd), v in merge_runs_exponents(out["exponents"], key).items()]
+                   for key in ("data_models", "value_models")}
   os.makedirs(out_dir, exist_ok=True)
   with open(os.path.join(out_dir, "summary.json"), "w") as f:
     json.dump(out, f, indent=2, sort_keys=True, default=lambda x: None)
@@ -97,6 +141,21 @@ def _markdown(out: dict) -> list[str]:
     md.append(f"| `{e['workdir']}` | {e['alpha']} | {fmt(e['predicted_data'])} | {models} | "
               f"{_interval(e['data_bayes'])} | {fmt(e['predicted_size'])} | "
               f"{_interval(e['size'])} |")
+  md += ["", "## Data exponents merged over runs (seeds)", "",
+         "Per alpha and width: runs that differ in data and init seed merged by Student's t "
+         "over their floor-0 exponents (\"over runs\"), or one run's own interval "
+         "(\"within-run\"); the threshold learner at each run's 50%-accuracy count c, merged "
+         "the same way, is the finite-range prediction beside 1 - alpha.", "",
+         "| quantity | alpha | width | runs | exponent [95% CI] | interval | 1 - alpha | "
+         "threshold learner | verdict |", "|---|---|---|---|---|---|---|---|---|"]
+  for key, label in (("data_models", "name + value excess"), ("value_models", "value excess")):
+    for r in out["merged"][key]:
+      ref = r["reference"]
+      reft = (f"{ref['measured']:.3g}" + (f" [{ref['ci'][0]:.3g}, {ref['ci'][1]:.3g}]"
+                                           if ref["runs"] > 1 else "") if ref else "n/a")
+      md.append(f"| {label} | {r['alpha']} | {r['width']} | {r['runs']} | {r['measured']:.3g} "
+                f"[{r['ci'][0]:.3g}, {r['ci'][1]:.3g}] | {r['interval']} | "
+                f"{r['predicted']:.3g} | {reft} | {r['verdict']} |")
   md += ["", "## Claims and verdicts (all runs)", "",
          *claims.markdown_table(out["claims"], extra=("alpha", "workdir"))]
   return md

@@ -1,7 +1,8 @@
 """A run's saved files read into plain structures (no numbers computed here).
 
 `load_run(workdir)` reads WORKDIR/{config.json, metrics.jsonl, probes.jsonl, ksf.jsonl,
-compressors.json, oracle_ksf.json, stream_stats.json}; JSON-lines files go through
+compressors.json, oracle_ksf.json, stream_stats.json, reference_learners.json,
+bayes_laws.json}; JSON-lines files go through
 `kcompress.metrics.read_rows`. Bad inputs raise `kcompress.errors.UserError`.
 """
 
@@ -37,7 +38,7 @@ def _by_model(rows: list[dict]) -> dict:
 
 def load_run(workdir: str) -> dict:
   """Everything the analysis reads from a workdir: {config, models, probes, ksf,
-  compressors, oracle, stream_stats}. models/probes/ksf map (width, seed) to that model's
+  compressors, oracle, stream_stats, reference, bayes_laws}. models/probes/ksf map (width, seed) to that model's
   rows (models' by step); the three JSON files are {} when absent."""
   if not os.path.isdir(workdir):
     raise UserError(f"{workdir}: no such directory")
@@ -57,7 +58,9 @@ def load_run(workdir: str) -> dict:
           "probes": _by_model(metrics.read_rows(path("probes.jsonl"))),
           "compressors": _optional_json(path("compressors.json")),
           "oracle": _optional_json(path("oracle_ksf.json")),
-          "stream_stats": _optional_json(path("stream_stats.json"))}
+          "stream_stats": _optional_json(path("stream_stats.json")),
+          "reference": _optional_json(path("reference_learners.json")),
+          "bayes_laws": _optional_json(path("bayes_laws.json"))}
 
 
 def bin_start(label: str) -> int:

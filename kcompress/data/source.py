@@ -20,7 +20,7 @@ from kcompress.data.spec import END, DataSpec
 from kcompress.data.stream import (RawSentences, Sentences, StreamState, count_history,
                                    generate_sentences, init_stream, rank_within_groups)
 from kcompress.data.tokens import Tokens, first_name_tokens, pack, render, sentence_starts
-from kcompress.data.world import World, draw_world
+from kcompress.data.world import World, draw_world, value_log2_probs
 
 
 def x64(fn):
@@ -80,6 +80,44 @@ def generate_streams(spec: DataSpec, seeds, num_sentences: int):
   """
   keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
   return jax.vmap(lambda k: build_stream(spec, k, num_sentences))(keys)
+
+
+class SentenceParts(NamedTuple):
+  """Per-sentence facts of a stream that the data laws and the reference learners need
+  (numpy [N]): the Bayes bits by part (float64 bits), the entity, whether it is new, its
+  occurrences before the sentence, whether the fact is revealed for the first time, the
+  attribute, the value's prior bits -log2 H_a(v) and the sentence's length in tokens."""
+  entity_bits: np.ndarray
+  name_bits: np.ndarray
+  value_bits: np.ndarray
+  entity: np.ndarray
+  is_new: np.ndarray
+  occurrences_before: np.ndarray
+  first_reveal: np.ndarray
+  attribute: np.ndarray
+  value_prior_bits: np.ndarray
+  length: np.ndarray
+
+
+@functools.partial(jax.jit, static_argnums=(0, 2))
+def _sentence_parts(spec: DataSpec, key: jax.Array, num_sentences: int) -> SentenceParts:
+  world = draw_world(spec, key)
+  _, s = generate_sentences(spec, world, init_stream(spec, num_sentences), num_sentences)
+  bits = bayes_code_bits(spec, world, s)
+  prior = -jnp.asarray(value_log2_probs(spec))[s.value_N]
+  return SentenceParts(bits.entity_N, bits.name_N, bits.value_N, s.entity_N, s.is_new_N,
+                       s.occurrences_before_N, s.first_reveal_N, s.attribute_N, prior,
+                       s.length_N)
+
+
+@x64
+def sentence_parts(spec: DataSpec, seed_or_key, num_sentences: int) -> SentenceParts:
+  """The first `num_sentences` sentences of a stream (seed int, or a PRNG key) without
+  rendering them: the same sentences and Bayes bits as `generate_stream` (host numpy)."""
+  key = (jax.random.PRNGKey(seed_or_key) if isinstance(seed_or_key, (int, np.integer))
+         else seed_or_key)
+  out = jax.device_get(_sentence_parts(spec, key, num_sentences))
+  return SentenceParts(*(np.asarray(v) for v in out))
 
 
 # ---------------------------------------------------------------- training batches

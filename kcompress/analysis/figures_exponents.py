@@ -1,0 +1,82 @@
+"""Figures of the data and size laws (matplotlib, Agg, PNG): the Bayes code's law from the
+stream, local exponents of models and reference learners, the size-law decomposition."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kcompress.analysis.figures import pyplot, save
+
+
+def bayes_law(result: dict, path: str) -> None:
+  """Bayes name + value bits per sentence vs n (log-log; replicate mean), its floor-0 fit,
+  the theory slope -(1 - alpha) and the exact expected new-entity rate (both scaled to the
+  curve at the start of the fitted range); entity-choice bits and their limit E[H]."""
+  plt = pyplot()
+  c = result["curve"]
+  n, k = np.array(c["n"]), np.array(c["knowledge"])
+  fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
+  ax.loglog(n, k, "o", ms=3, label="Bayes name + value bits / sentence (mean of streams)")
+  p = result["parts"]["knowledge"]
+  a, pred = result["exponent"], result["predicted"]
+  ref = k[0] if k[0] > 0 else np.nan
+  ax.loglog(n, ref * (n / n[0]) ** -a, "-", label=f"fit (floor 0): a = {a:.3f} "
+            f"[{p['ci'][0]:.3f}, {p['ci'][1]:.3f}]")
+  ax.loglog(n, ref * (n / n[0]) ** -pred, "--", label=f"theory: 1 - alpha = {pred:.3f}")
+  e = np.array(c["expected_new_rate"])
+  ax.loglog(n, e * ref / e[0], ":", label="exact E[P(new entity at n)] (scaled)")
+  ax.set_xlabel("sentence index n")
+  ax.set_ylabel("bits per sentence")
+  ax.set_title(f"alpha = {result['alpha']:g}: {result['verdict']}", fontsize=9)
+  ax.legend(fontsize=7)
+  bx.semilogx(n, c["entity"], "o", ms=3, label="entity-choice bits / sentence")
+  bx.axhline(result["entity_limit_bits"], ls="--", color="k",
+             label=f"E[H] = {result['entity_limit_bits']:.2f} bits")
+  bx.set_xlabel("sentence index n")
+  bx.set_ylabel("bits per sentence")
+  bx.legend(fontsize=7)
+  save(fig, path)
+
+
+def local_exponents(series: dict, alpha: float, path: str) -> None:
+  """Local exponent -d log(excess) / d log(tokens) per model and reference learner
+  (`series`: {label: {x, a}}), beside 1 - alpha; the fitted ranges' starts as ticks."""
+  if not series:
+    return
+  plt = pyplot()
+  fig, ax = plt.subplots(figsize=(7, 4))
+  for label, s in series.items():
+    style = "--" if label.startswith("learner") else "-"
+    ax.semilogx(s["x"], s["a"], style, label=label)
+    if s.get("start"):
+      ax.axvline(s["start"], color=ax.lines[-1].get_color(), lw=0.5, ls=":")
+  ax.axhline(1 - alpha, color="k", lw=1, label=f"1 - alpha = {1 - alpha:g}")
+  ax.set_xlabel("tokens seen")
+  ax.set_ylabel("local exponent (quarter-decade windows)")
+  ax.set_title("knowledge excess over the Bayes code: local slope", fontsize=9)
+  save(fig, path, legend_from=ax, legend_rows=3)
+
+
+def size_law(decomp: dict, path: str) -> None:
+  """Stored entities m vs parameters, value excess vs m (models and the top-m oracle)."""
+  models = decomp.get("models") or []
+  if not models:
+    return
+  plt = pyplot()
+  fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
+  p = np.array([m["params_no_embed"] for m in models], float)
+  m = np.array([m["stored_entities"] for m in models], float)
+  ex = np.array([m["value_excess"] for m in models], float)
+  ax.loglog(p, m, "o")
+  for row in models:
+    ax.annotate(f"w{row['width']}", (row["params_no_embed"], row["stored_entities"]), fontsize=7)
+  ax.set_xlabel("parameters (without embeddings)")
+  ax.set_ylabel("stored entities m (probes)")
+  bx.loglog(m, ex, "o", label="models (last eval)")
+  o = decomp.get("oracle") or {}
+  if o.get("m"):
+    bx.loglog(o["m"], o["value_excess"], "-", label="oracle: the m most frequent entities")
+  bx.set_xlabel("stored entities m")
+  bx.set_ylabel("value excess (bits per value token)")
+  bx.legend(fontsize=7)
+  save(fig, path)

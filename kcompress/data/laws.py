@@ -1,0 +1,142 @@
+"""The Bayes code's data law measured from the stream itself (SPEC section 6).
+
+R independent streams of N sentences of one data spec are drawn; each sentence's Bayes
+bits are split into the knowledge part (new names + first-revealed facts: name + value
+bits, limit 0) and the entity-choice part (PYCRP bits, limit the entropy of the entity
+distribution). Per part, the replicate-mean bits per sentence in log-spaced bins of the
+sentence index n are fitted with `analysis.exponents` (floor 0: y = A n^-a); the 95%
+interval is a bootstrap over the replicates (independent streams), never over the points
+of one curve. Prediction: a = 1 - alpha for the knowledge part (P(new entity at n) ~
+n^(alpha-1)); the new-entity rate is fitted the same way as a check. The entity-choice
+bits are reported beside their expected limit E[H], not fitted (each stream's own limit
+is random).
+
+  python -m kcompress.data laws --config=configs/sweep.py --out=/tmp/laws.json
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+import numpy as np
+from scipy import special
+
+from kcompress import theory
+from kcompress.analysis import exponents
+from kcompress.analysis.claims_rule import verdict
+from kcompress.data import source, spec as spec_lib
+from kcompress.errors import UserError
+
+DEFAULT_REPLICATES = 16
+DEFAULT_SENTENCES = 1_000_000
+FIT_DECADES = 4.0          # fitted range: the last FIT_DECADES decades of n, from n >= 10 beta
+                           # (the predictive's pre-asymptotic bias is < 0.005 there)
+MIN_DECADES = 2.0          # fewer decades fitted: "inconclusive: too short"
+REPLICATE_SEED_BASE = 2000  # stream r is keyed by PRNGKey(REPLICATE_SEED_BASE + r)
+
+
+def entity_entropy_bits(alpha: float, beta: float) -> float:
+  """E[H(P)] of a Pitman-Yor(alpha, beta) random distribution, in bits:
+  (psi(beta + 1) - psi(1 - alpha)) / ln 2, the limit of the entity-choice bits per sentence
+  averaged over streams (each stream's own limit H(P) is random around it)."""
+  return float((special.digamma(beta + 1) - special.digamma(1 - alpha)) / math.log(2))
+
+
+def replicate_curves(spec, num_replicates: int, num_sentences: int, edges) -> dict:
+  """Per replicate, the mean bits per sentence of each part in the bins [edges[b],
+  edges[b+1]) of the 1-based sentence index: {knowledge, entity, new_rate} [R, B]."""
+  out = {"knowledge": [], "entity": [], "new_rate": []}
+  idx = np.arange(1, num_sentences + 1)
+  which = np.searchsorted(edges, idx, side="right") - 1          # bin of each sentence
+  valid = (which >= 0) & (which < len(edges) - 1)
+  counts = np.bincount(which[valid], minlength=len(edges) - 1)
+  for r in range(num_replicates):
+    p = source.sentence_parts(spec, REPLICATE_SEED_BASE + r, num_sentences)
+    for name, v in (("knowledge", p.name_bits + p.value_bits), ("entity", p.entity_bits),
+                    ("new_rate", p.is_new.astype(float))):
+      sums = np.bincount(which[valid], weights=v[valid], minlength=len(edges) - 1)
+      out[name].append(sums / np.maximum(counts, 1))
+  return {k: np.array(v) for k, v in out.items()}
+
+
+def bayes_laws(config, num_replicates: int = DEFAULT_REPLICATES,
+               num_sentences: int = DEFAULT_SENTENCES) -> dict:
+  """The data law of the Bayes code of `config.data` (see the module docstring): JSON-ready
+  {alpha, predicted, exponent, ci, verdict, reason, decades, replicates, sentences, range,
+  parts: {knowledge, new_rate}, entity_limit_bits, entity_end_bits, curve: {n, knowledge,
+  entity, new_rate, expected_new_rate}, seconds}."""
+  spec = spec_lib.data_spec(config.data)
+  spec_lib.check_name_space(spec, num_sentences)
+  start = time.perf_counter()
+  n_lo = max(10.0, 10.0 * spec.beta, num_sentences / 10 ** FIT_DECADES)
+  if num_sentences < 10 * n_lo:
+    raise UserError(f"--sentences={num_sentences}: the law needs at least {int(10 * n_lo)} "
+                    f"sentences (one decade above n = 10 beta = {n_lo:g})")
+  edges = exponents.log_edges(n_lo, num_sentences + 1)
+  curves = replicate_curves(spec, num_replicates, num_sentences, edges)
+  centre = np.sqrt(edges[:-1] * edges[1:])
+  alpha, beta = spec.alpha, spec.beta
+  expected = (theory.expected_num_entities(alpha, beta, np.floor(centre) + 1)
+              - theory.expected_num_entities(alpha, beta, np.floor(centre)))
+  predicted = theory.data_scaling_exponent(alpha)
+  limit = entity_entropy_bits(alpha, beta)
+  decades = math.log10(num_sentences / n_lo)
+  parts = {
+      "knowledge": exponents.replicate_exponent(centre, curves["knowledge"]),
+      "new_rate": exponents.replicate_exponent(centre, curves["new_rate"]),
+  }
+  finite_range = exponents.floor0_fit(centre, expected)["a"]
+  head = parts["knowledge"]
+  short = decades < MIN_DECADES
+  v, reason = verdict(predicted, head["ci"], "point", ok_regime=not short,
+                      regime_reason=f"inconclusive: too short ({decades:.2f} decades < "
+                                    f"{MIN_DECADES})")
+  return {
+      "alpha": alpha, "beta": beta, "predicted": predicted,
+      "predicted_finite_range": finite_range,
+      "exponent": head["a"], "ci": head["ci"], "verdict": v, "reason": reason,
+      "decades": decades, "replicates": num_replicates, "sentences": num_sentences,
+      "range": [n_lo, float(num_sentences)],
+      "quantity": ("a in A n^-a (floor 0) of the Bayes code's name + value bits per sentence "
+                   "(new names and first-revealed facts), replicate mean in log-bins of the "
+                   "sentence index n; 95% interval: bootstrap over independent streams"),
+      "entity_limit_bits": limit,
+      "entity_end_bits": {"mean": float(curves["entity"][:, -1].mean()),
+                          "sd_over_streams": float(curves["entity"][:, -1].std(ddof=1))},
+      "entity_note": ("entity-choice bits tend to each stream's own H(P), a random limit "
+                      "around E[H] = (psi(beta+1) - psi(1-alpha)) / ln 2 bits: left out of "
+                      "the fit (subtracting E[H] leaves each stream's offset)"),
+      "parts": {k: {kk: vv for kk, vv in p.items() if kk != "draws"} for k, p in parts.items()},
+      "curve": {"n": centre.tolist(), "knowledge": curves["knowledge"].mean(0).tolist(),
+                "entity": curves["entity"].mean(0).tolist(),
+                "new_rate": curves["new_rate"].mean(0).tolist(),
+                "expected_new_rate": expected.tolist()},
+      "seconds": time.perf_counter() - start,
+  }
+
+
+def write(result: dict, path: str) -> None:
+  """`result` as JSON at `path` and its figure at the same path with .png."""
+  from kcompress.analysis import figures_exponents
+  parent = os.path.dirname(os.path.abspath(path))
+  if not os.path.isdir(parent):
+    raise UserError(f"--out={path}: the directory {parent} does not exist")
+  with open(path, "w") as f:
+    json.dump(result, f, indent=1)
+  figures_exponents.bayes_law(result, os.path.splitext(path)[0] + ".png")
+
+
+def is_current(workdir: str, replicates: int, sentences: int) -> bool:
+  """WORKDIR/bayes_laws.json exists and was measured with these sizes."""
+  path = os.path.join(workdir, "bayes_laws.json")
+  if not os.path.exists(path):
+    return False
+  with open(path) as f:
+    try:
+      old = json.load(f)
+    except json.JSONDecodeError:
+      return False
+  return old.get("replicates") == replicates and old.get("sentences") == sentences
