@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Runs one experiment at several Pitman-Yor discounts, one job after another, then the
-# cross-run comparison (exponents vs alpha beside 1 - alpha and 1/alpha - 1).
+# Runs one experiment at several Pitman-Yor discounts x seeds, one job after another, then
+# the cross-run comparison (exponents vs alpha beside 1 - alpha and 1/alpha - 1; the runs
+# of one alpha merged over seeds: Student's t interval over runs).
 #
 #   bash launch/alphas.sh [--dry-run] [--config=configs/paper.py:data] [--config.x=y ...]
 #
 # Environment (defaults):
-#   KC_ALPHAS="0.3 0.5 0.7"      the discounts, one run each
-#   KC_WORKDIR=runs/<config>[-<variant>]   each run goes to $KC_WORKDIR-a<alpha>
+#   KC_ALPHAS="0.3 0.5 0.7"      the discounts
+#   KC_SEEDS="0 1 2"             one run per seed and alpha: seed s sets the data seed and the
+#                                models' init seed (--config.seed=s --config.sweep.seeds='(s,)')
+#   KC_WORKDIR=runs/<config>[-<variant>]   each run goes to $KC_WORKDIR-a<alpha> (seed 0)
+#                                          or $KC_WORKDIR-a<alpha>-s<seed>
 #   KC_COMPARE=$KC_WORKDIR-compare         where the comparison (report.md, summary.json,
 #                                          exponents.png) is written
 #   KC_PYTHON=python
@@ -23,14 +27,23 @@ if ((has_config == 0)); then set -- "$@" --config=configs/paper.py:data; fi
 parse_args "$@"
 
 ALPHAS="${KC_ALPHAS:-0.3 0.5 0.7}"
+SEEDS="${KC_SEEDS:-0 1 2}"
 BASE="${KC_WORKDIR:-$(default_workdir)}"
 COMPARE="${KC_COMPARE:-$BASE-compare}"
 PY="${KC_PYTHON:-python}"
 
 WORKDIRS=()
 for alpha in $ALPHAS; do
-  workdir="$BASE-a$alpha"
-  WORKDIRS+=("--workdir=$workdir")
-  run_cmd "$PY" -m kcompress.main "${ARGS[@]}" "--config.data.alpha=$alpha" "--workdir=$workdir"
+  for seed in $SEEDS; do
+    workdir="$BASE-a$alpha"
+    seeded=()
+    if [[ "$seed" != 0 ]]; then
+      workdir="$workdir-s$seed"
+      seeded=("--config.seed=$seed" "--config.sweep.seeds=($seed,)")
+    fi
+    WORKDIRS+=("--workdir=$workdir")
+    run_cmd "$PY" -m kcompress.main "${ARGS[@]}" "--config.data.alpha=$alpha" \
+      ${seeded[@]+"${seeded[@]}"} "--workdir=$workdir"
+  done
 done
 run_cmd "$PY" -m kcompress.analysis "${WORKDIRS[@]}" "--out=$COMPARE"

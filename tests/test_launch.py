@@ -128,7 +128,7 @@ def test_local_failure_names_the_process_and_stops_the_others(tmp_path):
 def test_alphas_dry_run(tmp_path):
   """One kcompress.main per alpha, each in its own workdir, then the comparison of them."""
   proc = _run("alphas.sh", tmp_path, "--dry-run", "--config.train.num_steps=7",
-              KC_ALPHAS="0.3 0.6", KC_WORKDIR=str(tmp_path / "w"))
+              KC_ALPHAS="0.3 0.6", KC_SEEDS="0", KC_WORKDIR=str(tmp_path / "w"))
   assert proc.returncode == 0, proc.stderr
   cmds = _commands(proc.stdout)
   assert len(cmds) == 3
@@ -138,3 +138,18 @@ def test_alphas_dry_run(tmp_path):
   assert cmds[2].endswith(f"-m kcompress.analysis --workdir={tmp_path}/w-a0.3 "
                           f"--workdir={tmp_path}/w-a0.6 --out={tmp_path}/w-compare")
   assert not any(tmp_path.glob("w-a*")) and _called(tmp_path) == []
+
+
+def test_alphas_times_seeds_dry_run(tmp_path):
+  """Seeds 0 and 2 at one alpha: seed s sets the data and init seeds, in workdir -s<seed>
+  (seed 0 keeps the plain name); the comparison merges both."""
+  proc = _run("alphas.sh", tmp_path, "--dry-run", KC_ALPHAS="0.5", KC_SEEDS="0 2",
+              KC_WORKDIR=str(tmp_path / "w"))
+  assert proc.returncode == 0, proc.stderr
+  cmds = _commands(proc.stdout)
+  assert len(cmds) == 3
+  assert "--config.seed" not in cmds[0] and cmds[0].endswith(f"--workdir={tmp_path}/w-a0.5")
+  assert "--config.seed=2 --config.sweep.seeds=\\(2\\,\\)" in cmds[1]   # printed shell-quoted
+  assert cmds[1].endswith(f"--workdir={tmp_path}/w-a0.5-s2")
+  assert cmds[2].endswith(f"--workdir={tmp_path}/w-a0.5 --workdir={tmp_path}/w-a0.5-s2 "
+                          f"--out={tmp_path}/w-compare")
