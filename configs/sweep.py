@@ -102,8 +102,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # The Bayes code's data law of this data spec, measured from independent streams when a
   # stream run ends (WORKDIR/bayes_laws.json; `python -m kcompress.data laws`); 0: skipped.
   c.laws = ml_collections.ConfigDict()
-  c.laws.replicates = 16
-  c.laws.sentences = 1_000_000
+  c.laws.replicates = 8
+  c.laws.sentences = 3_000_000
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 16       # rows per step (every model sees the same rows)

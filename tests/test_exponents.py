@@ -24,14 +24,15 @@ FIT_FROM_TOKENS = 3e5
 
 @pytest.mark.parametrize("alpha", [0.3, 0.5, 0.7])
 def test_bayes_law_from_streams_recovers_one_minus_alpha(alpha, tmp_path):
-  """8 streams of 1e5 sentences at beta = 1: 4 decades from n = 10 beta. The exact expected
-  new-entity rate's exponent over that range is within 0.003 of 1 - alpha (theory), far
-  inside the replicate bootstrap's interval, which must cover 1 - alpha and be < 0.1 wide."""
+  """8 streams of 2e5 sentences at beta = 1: 3.3 decades from n = 100 beta. The exact
+  expected new-entity rate's exponent over that range is within 0.002 of 1 - alpha (theory),
+  far inside the replicate bootstrap's interval, which must cover 1 - alpha and be < 0.1
+  wide."""
   cfg = sweep.get_config()
-  cfg.data.alpha, cfg.data.beta = alpha, 1.0
-  r = laws.bayes_laws(cfg, num_replicates=8, num_sentences=100_000)
-  assert r["decades"] == pytest.approx(4.0)
-  assert abs(r["predicted_finite_range"] - (1 - alpha)) < 0.003
+  cfg.data.alpha, cfg.data.beta, cfg.data.name_alphabet = alpha, 1.0, 48
+  r = laws.bayes_laws(cfg, num_replicates=8, num_sentences=200_000)
+  assert r["decades"] == pytest.approx(math.log10(2000), abs=1e-9)
+  assert abs(r["predicted_finite_range"] - (1 - alpha)) < 0.002
   lo, hi = r["ci"]
   assert lo <= 1 - alpha <= hi and hi - lo < 0.1, r["ci"]
   assert r["verdict"] == "consistent"
@@ -168,3 +169,36 @@ def test_intervals_over_runs_and_within_run():
       "64/0": {"measured": 0.6, "ci": [0.55, 0.66], "verdict": "inconsistent"}}}])
   assert single[(0.3, 64)]["interval"] == "within-run"
   assert single[(0.3, 64)]["ci"] == [0.55, 0.66]
+
+
+def test_reference_learners_are_priced_on_the_runs_own_batches(tiny_workdir):
+  """A :tiny run writes reference_learners.json at its end. The sentences it regenerates,
+  read in the run's steps (sentence ends per step from metrics.jsonl), carry exactly the
+  Bayes bits the run logged per step: name + value, and the entity-choice part on the first
+  name tokens (bayes_entity). The c = 1 learner is the Bayes code (excess 0); a larger c
+  never costs less; entities per bin at each eval count every entity once."""
+  from kcompress import metrics, setup
+  cfg = setup.read_config(tiny_workdir)
+  rows = metrics.read_rows(os.path.join(tiny_workdir, "metrics.jsonl"))
+  with open(os.path.join(tiny_workdir, "reference_learners.json")) as f:
+    ref = json.load(f)
+  steps, _, per = reference.sentences_per_step(rows)
+  assert ref["steps"] == steps.tolist() and ref["value_tokens"] == per.tolist()
+  spec = spec_lib.data_spec(cfg.data)
+  parts = source.sentence_parts(spec, int(cfg.seed), int(per.sum()))
+  mine = [r for r in rows if (r["width"], r["seed"]) == (rows[0]["width"], rows[0]["seed"])]
+  knowledge = reference.per_step((parts.entity_bits + parts.name_bits + parts.value_bits)[:, None],
+                                 per)[:, 0]
+  logged = [(r["bayes_name"] or 0) * r["tokens_name"] + (r["bayes_value"] or 0) * r["tokens_value"]
+            for r in mine]
+  np.testing.assert_allclose(knowledge, logged, rtol=1e-9, atol=1e-6)
+  entity = reference.per_step(parts.entity_bits[:, None], per)[:, 0]
+  np.testing.assert_allclose(entity, [(r["bayes_entity"] or 0) * r["tokens_entity"] for r in mine],
+                             rtol=1e-9, atol=1e-6)
+  assert [r["tokens_entity"] for r in mine] == per.tolist()
+  excess = np.array(ref["excess_bits"])
+  assert np.all(excess[:, 0] == 0)                          # c = 1: the Bayes code itself
+  assert np.all(np.diff(excess.sum(0)) >= -1e-6)            # knowing later never helps
+  for step, counts in ref["entities_per_bin"].items():
+    upto = int(per[: steps.tolist().index(int(step)) + 1].sum())
+    assert sum(counts) == len(np.unique(parts.entity[:upto]))

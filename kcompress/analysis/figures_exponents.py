@@ -39,17 +39,22 @@ def bayes_law(result: dict, path: str) -> None:
 
 
 def local_exponents(series: dict, alpha: float, path: str) -> None:
-  """Local exponent -d log(excess) / d log(tokens) per model and reference learner
-  (`series`: {label: {x, a}}), beside 1 - alpha; the fitted ranges' starts as ticks."""
+  """Local exponent -d log(excess) / d log(tokens) per model (solid) and its threshold
+  learner (dashed, same colour; `series`: {label: {x, a, start}}), beside 1 - alpha; the
+  fitted ranges' starts as dotted lines."""
   if not series:
     return
   plt = pyplot()
   fig, ax = plt.subplots(figsize=(7, 4))
+  models = [k for k in series if not k.startswith("learner")]
   for label, s in series.items():
-    style = "--" if label.startswith("learner") else "-"
-    ax.semilogx(s["x"], s["a"], style, label=label)
+    learner = label.startswith("learner")
+    owner = next((i for i, m in enumerate(models) if m.split()[-1] in label), 0)
+    color = f"C{owner}"
+    ax.semilogx(s["x"], s["a"], "--" if learner else "-", color=color, label=label,
+                lw=1 if learner else 1.8)
     if s.get("start"):
-      ax.axvline(s["start"], color=ax.lines[-1].get_color(), lw=0.5, ls=":")
+      ax.axvline(s["start"], color=color, lw=0.6, ls=":")
   ax.axhline(1 - alpha, color="k", lw=1, label=f"1 - alpha = {1 - alpha:g}")
   ax.set_xlabel("tokens seen")
   ax.set_ylabel("local exponent (quarter-decade windows)")
@@ -64,12 +69,12 @@ def size_law(decomp: dict, path: str) -> None:
     return
   plt = pyplot()
   fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
-  p = np.array([m["params_no_embed"] for m in models], float)
+  p = np.array([m["params_body"] for m in models], float)
   m = np.array([m["stored_entities"] for m in models], float)
   ex = np.array([m["value_excess"] for m in models], float)
   ax.loglog(p, m, "o")
   for row in models:
-    ax.annotate(f"w{row['width']}", (row["params_no_embed"], row["stored_entities"]), fontsize=7)
+    ax.annotate(f"w{row['width']}", (row["params_body"], row["stored_entities"]), fontsize=7)
   ax.set_xlabel("parameters (without embeddings)")
   ax.set_ylabel("stored entities m (probes)")
   bx.loglog(m, ex, "o", label="models (last eval)")
@@ -80,3 +85,31 @@ def size_law(decomp: dict, path: str) -> None:
   bx.set_ylabel("value excess (bits per value token)")
   bx.legend(fontsize=7)
   save(fig, path)
+
+
+def report_figures(summary: dict, out_dir: str) -> list[str]:
+  """local_exponent.png (the data-exponent rows' local exponents, models and their threshold
+  learners) and size_law.png (the size rows' points and the oracle) in `out_dir`, from the
+  claims of `summary`; returns the names written."""
+  import os
+  rows = summary.get("claims") or []
+  series = {}
+  for c in rows:
+    if c["id"] != "data_exponent_model" or not c.get("local_exponents"):
+      continue
+    series[f"model {c['model']}"] = dict(c["local_exponents"],
+                                         start=(c.get("fit_range_tokens") or [None])[0])
+    c0 = c.get("reference_c")
+    ref = (c.get("reference_local") or {}).get(str(c0)) if c0 else None
+    if ref:
+      series[f"learner c={c0} ({c['model']})"] = ref
+  written = []
+  if series:
+    local_exponents(series, summary["alpha"], os.path.join(out_dir, "local_exponent.png"))
+    written.append("local_exponent.png")
+  size = next((c for c in rows if c["id"] == "size_stored_entities" and c.get("points")), None)
+  if size:
+    oracle = summary.get("size_oracle") or {}
+    size_law({"models": size["points"], "oracle": oracle}, os.path.join(out_dir, "size_law.png"))
+    written.append("size_law.png")
+  return written
