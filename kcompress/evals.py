@@ -7,7 +7,9 @@ or, for a finite dataset, the dataset: one epoch, whatever the number of epochs.
 
 `ProbeEval(job)(step_done, states, data_state, tokens_seen)` -> probes rows
 (`kcompress.probes`): knowledge and hallucination probes about exactly the sentences
-of the batches trained on so far (`Job.seen_counts`), plus the job's extra probes.
+of the batches trained on so far (`Job.seen_counts`), plus the job's extra probes, plus
+the sampled-error prompts of the stream's next `num_next_prompts` sentences
+(`Job.next_sentences`, `kcompress.hallucination`): each row's `sampled`.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from kcompress import probes, step as step_lib, sweep, two_part
+from kcompress import hallucination, probes, step as step_lib, sweep, two_part
 from kcompress.data import stats as data_stats
 from kcompress.job import Job
+
+SAMPLING_STREAM = 20   # keys the uniform draws of the sampled answers apart from the probes'
 
 
 class TwoPartEval:
@@ -45,6 +49,11 @@ class TwoPartEval:
             for i, ((w, s), row) in enumerate(zip(setup.models, rows))]
 
 
+def num_next_prompts(probe_cfg) -> int:
+  """Next-sentence prompts per eval: `config.probe.num_next`, default 4 x num_fresh."""
+  return int(probe_cfg.get("num_next", 4 * probe_cfg.num_fresh))
+
+
 class ProbeEval:
   """Knowledge and hallucination probe rows of every model (probes.jsonl)."""
 
@@ -63,12 +72,24 @@ class ProbeEval:
                                cfg.num_bins, cfg.num_fresh)
     if job.extra_probes is not None:
       pset = probes.concat_probes(pset, job.extra_probes(step_done, seed))
+    masses = None
+    if job.next_sentences is not None:
+      raw = job.next_sentences(data_state, num_next_prompts(cfg))
+      pset = probes.concat_probes(pset, hallucination.next_probes(setup.spec, job.pipe.world,
+                                                                  raw, seen))
+      masses = hallucination.missing_masses(setup.spec, job.pipe.world, seen)
     outs = jax.device_get(self.step(states, pset))
     facts = data_stats.fact_singletons(seen.fact_counts_ExA)
+    # Uniform draws of the sampled answers: one per prompt, shared by the models.
+    u_P = np.random.default_rng((cfg.seed, step_done, SAMPLING_STREAM)).random(len(pset.kind_P))
     rows = []
     for i, (width, seed_i) in enumerate(setup.models):
       mine = {k: np.asarray(v[i]) for k, v in outs.items()}
-      rows.append(dict(step=step_done, width=width, seed=seed_i, params=setup.param_counts[i],
-                       tokens_seen=tokens_seen, **probes.summarise(mine, pset, cfg.num_bins),
-                       bayes_hallucination=self.bayes_halluc, facts=facts))
+      row = dict(step=step_done, width=width, seed=seed_i, params=setup.param_counts[i],
+                 tokens_seen=tokens_seen, **probes.summarise(mine, pset, cfg.num_bins, setup.spec),
+                 bayes_hallucination=self.bayes_halluc, facts=facts)
+      sampled = hallucination.sampled_summary(mine, pset, u_P, setup.spec)
+      if sampled is not None:
+        row["sampled"] = {**sampled, **masses}
+      rows.append(row)
     return rows

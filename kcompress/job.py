@@ -44,6 +44,9 @@ class Job:
   seen_counts: (data_state, steps_done) -> StreamState (host) counting exactly the
     sentences of the batches trained on so far: what the probes may ask about.
   extra_probes: (steps_done, seed) -> ProbeSet appended to the stream's probes, or None.
+  next_sentences: (data_state, num) -> RawSentences (host): the stream's next `num`
+    sentences, not yet trained on (the sampled-error probes, `kcompress.hallucination`),
+    or None.
   eval_at_start: evaluate before the first step (fine-tuning: the pretrained models).
   fixed_length: the run length may not change on resume (its data plan depends on it).
   finish: (workdir, host) -> None, after the last step (process 0).
@@ -58,6 +61,7 @@ class Job:
   seen_counts: Callable[[Any, int], Any] | None
   overflow: Callable[[Any], Any]
   extra_probes: Callable[[int, int], Any] | None = None
+  next_sentences: Callable[[Any, int], Any] | None = None
   eval_at_start: bool = False
   fixed_length: bool = False
   finish: Callable[[str, dict], None] | None = None

@@ -129,3 +129,39 @@ def data_scaling_exponent(alpha: float) -> float:
 def size_scaling_exponent(alpha: float) -> float:
   """A model holding m entities loses ~ m**(1-1/alpha): exponent 1/alpha - 1 in capacity."""
   return 1.0 / alpha - 1.0 if alpha > 0 else math.inf
+
+
+def fact_missing_mass(alpha: float, beta: float, entity_counts, fact_counts,
+                      attribute_probs) -> float:
+  """The missing mass of facts given a stream's counts: the probability, under the
+  Pitman-Yor generator with attribute probabilities pi, that the next sentence states a
+  fact (entity, attribute) never stated so far (what Good-Turing's N1/n estimates):
+
+    (beta + alpha K) / (n + beta) + sum_k (n_k - alpha) / (n + beta) sum_a pi_a [f_ka = 0],
+
+  with n_k = entity_counts [E], f_ka = fact_counts [E, A], n = sum n_k, K = #{n_k > 0}.
+  1 for an empty stream."""
+  n_k = np.asarray(entity_counts, np.float64)
+  f_ka = np.asarray(fact_counts)
+  pi = np.asarray(attribute_probs, np.float64)
+  n, seen = n_k.sum(), n_k > 0
+  if n == 0:
+    return 1.0
+  new = (beta + alpha * seen.sum()) / (n + beta)
+  unrevealed_k = ((f_ka[seen] == 0) * pi[None, :]).sum(-1)
+  return float(new + np.sum((n_k[seen] - alpha) / (n + beta) * unrevealed_k))
+
+
+def expected_fact_missing_mass(alpha: float, beta: float, n: int, attribute_probs) -> float:
+  """E[fact_missing_mass] after n sentences (beta > 0): an entity seen j times misses
+  attribute a with probability (1 - pi_a)^j, so
+  E = (beta + alpha E[K_n]) / (n + beta)
+      + sum_j E[M_{j,n}] (j - alpha) / (n + beta) sum_a pi_a (1 - pi_a)^j."""
+  if n <= 0:
+    return 1.0
+  pi = np.asarray(attribute_probs, np.float64)[None, :]
+  j = np.arange(1, n + 1, dtype=np.float64)
+  m = expected_blocks_of_size(alpha, beta, n, j)
+  missing_j = (pi * (1 - pi) ** j[:, None]).sum(-1)
+  new = (beta + alpha * expected_num_entities(alpha, beta, n)) / (n + beta)
+  return float(new + np.dot(m, (j - alpha) / (n + beta) * missing_j))
