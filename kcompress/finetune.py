@@ -17,6 +17,11 @@ resume, metrics, probes, two-part codes); this module supplies what differs:
   injected material exactly;
 - the probes: injected entities' facts by deliveries so far, beside the usual ones.
 
+An arm of Gekhman et al.'s design (`config.finetune.arm` set by `kcompress.design`) is a
+fine-tuning run whose injected material is its fixed set of fact sentences for
+`config.finetune.epochs` epochs (`arm_injection`, `kcompress.gekhman`), no replay, probed
+on the design's held-out facts and on the set's own examples.
+
 With sentence packing (the default), every batch is priced as the models read it
 (`kcompress.data.price`): the Bayes code of its sentences, replayed and injected, in row
 order, after everything read before (pretraining and fine-tuning so far); replayed rows
@@ -33,7 +38,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kcompress import checkpoint, pretrain, probes as probes_lib, setup as setup_lib
+from kcompress import checkpoint, gekhman, hallucination, pretrain, probes as probes_lib
+from kcompress import setup as setup_lib
 from kcompress import step as step_lib
 from kcompress.data import inject, price, source
 from kcompress.data.spec import DataSpec
@@ -87,8 +93,11 @@ def make_plan(spec: DataSpec, world, config, num_steps: int | None = None) -> Pl
                      f"entities_per_count={ft.entities_per_count}: need counts >= 1, entities >= 0")
   batch = config.train.batch_size
   replay = int(round(ft.replay_fraction * batch))
-  injection = inject.plan_injection(spec, world, tuple(ft.repetitions), ft.entities_per_count,
-                                    ft.seed)
+  if gekhman.is_arm(config):
+    injection = arm_injection(spec, world, ft)
+  else:
+    injection = inject.plan_injection(spec, world, tuple(ft.repetitions), ft.entities_per_count,
+                                      ft.seed)
   num_rows = injection.rows.token.shape[0]
   per_step = batch - replay
   if num_rows and per_step == 0:
@@ -111,6 +120,16 @@ def make_plan(spec: DataSpec, world, config, num_steps: int | None = None) -> Pl
   return Plan(injection, slots, replay)
 
 
+def arm_injection(spec: DataSpec, world, ft) -> inject.Injection:
+  """The fine-tuning set of one arm of a Gekhman design (`kcompress.gekhman`): its examples'
+  sentences for `ft.epochs` epochs; the design's new entities are the injected ones."""
+  design = gekhman.read_design(ft.design_file)
+  ex = gekhman.arm_examples(design, ft.arm)
+  return inject.plan_fact_set(spec, world, ex["entity"], ex["attribute"], ex["template"],
+                              ex["synonyms"], np.asarray(design["unknown"]["entity"]),
+                              int(ft.epochs), int(ft.seed))
+
+
 def init_checkpoint(config) -> int:
   """The step of `config.init_from` fine-tuning starts from (`init_step`, 0 = the latest)."""
   available = checkpoint.steps(config.init_from)
@@ -124,6 +143,9 @@ def init_checkpoint(config) -> int:
 def resolve(config):
   """A copy of the config with train.num_steps fixed (the auto length resolved)."""
   from kcompress import data
+  if gekhman.is_design(config) and not gekhman.is_arm(config):
+    raise UserError("config.finetune.unknown_shares: a Gekhman design is several fine-tuning "
+                    "runs; start it with `python -m kcompress.main` (kcompress.design)")
   pretrained_config(config)
   init_checkpoint(config)
   if config.train.num_steps > 0:
@@ -158,7 +180,7 @@ def first_injected_id(plan: Plan) -> int | None:
   return int(plan.injection.entity_J.min()) if len(plan.injection.entity_J) else None
 
 
-def _restore_pretrained(config, setup):
+def restore_pretrained(config, setup):
   """(train states, data state, step) of the checkpoint fine-tuning starts from."""
   pre_config = pretrained_config(config)
   step = init_checkpoint(config)
@@ -185,7 +207,7 @@ class FinetuneState(NamedTuple):
 def job(config, setup) -> Job:
   """The fine-tuning run of `config` (train.num_steps resolved: `resolve`)."""
   spec = setup.spec
-  pre_states, pre_data, _ = _restore_pretrained(config, setup)
+  pre_states, pre_data, _ = restore_pretrained(config, setup)
   start_batch_state = pre_data.batch if isinstance(pre_data, FinetuneState) else pre_data
   lrs = step_lib.lr_for_width(config.optim, setup.widths_M)
   states = [state.replace(step=jnp.zeros_like(state.step),
@@ -202,12 +224,13 @@ def job(config, setup) -> Job:
     with jax.enable_x64(True):
       return jax.device_get(served(state))
 
+  next_sentences = hallucination.make_next_sentences(spec, world)
   return Job(config=config, setup=setup, pipe=pipe, init_states=lambda: states,
              data_like=lambda host: pipe.init, fit_data=lambda state, done, steps: (state, None),
              seen_counts=seen_counts,
+             next_sentences=lambda state, num: next_sentences(state.batch, num),
              overflow=lambda state: pretrain.stream_overflow(state.batch),
-             extra_probes=lambda steps_done, seed: injected_probes(spec, world, plan, steps_done,
-                                                                   seed),
+             extra_probes=_extra_probes(spec, world, plan, config),
              eval_at_start=True, fixed_length=True)
 
 
@@ -262,6 +285,16 @@ def _make_pipe(spec: DataSpec, config, world, plan: Plan, start_batch_state) -> 
             source.bayes_bits_by_role(mixed))
 
   return DataPipe(init, source.x64(step), world)
+
+
+def _extra_probes(spec: DataSpec, world, plan: Plan, config):
+  """(steps_done, seed) -> the injected entities' probes, or a design arm's held-out and
+  set probes (the same at every eval)."""
+  if gekhman.is_arm(config):
+    fixed = gekhman.arm_probes(spec, world, gekhman.read_design(config.finetune.design_file),
+                               config.finetune.arm)
+    return lambda steps_done, seed: fixed
+  return lambda steps_done, seed: injected_probes(spec, world, plan, steps_done, seed)
 
 
 def delivered_rows(plan: Plan, steps_done: int) -> int:

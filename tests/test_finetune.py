@@ -37,7 +37,7 @@ def pretrained(tmp_path_factory):
 
 
 def _finetune_config(init_from, **finetune):
-  cfg = _constant_lr(finetune_config("tiny"))
+  cfg = _constant_lr(finetune_config("inject_tiny"))
   cfg.optim.lr = sweep_config("tiny").optim.lr   # the pretraining lr (the config halves it)
   cfg.init_from = init_from
   for k, v in finetune.items():
