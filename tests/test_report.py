@@ -53,11 +53,20 @@ def test_analysis_writes_every_file_and_is_reproducible(tiny_workdir):
     assert m["prequential_complexity_bits"] is not None
   for m in summary["models"].values():
     c = m["knowledge_capacity"]
-    assert 0 <= c["stored_bits"] <= c["fact_entropy_bits"]
-    assert c["bits_per_param"] == pytest.approx(c["stored_bits"] / m["params"])
-  f = summary["hallucination_floor"]
-  assert 0 < f["singleton_fraction"] <= 1 and f["alpha"] == cfg.data.alpha
-  assert f["missing_mass"] <= f["singleton_fraction"]
+    assert 0 <= c["stored_bits"] <= c["per_fact_clipped_bits"] <= c["fact_entropy_bits"]
+    assert 0 <= c["name_stored_bits"] <= c["name_entropy_bits"]
+    assert c["total_stored_bits"] == pytest.approx(c["stored_bits"] + c["name_stored_bits"])
+    assert c["bits_per_param"] == pytest.approx(c["total_stored_bits"] / m["params"])
+    assert set(c["by_exposure"]) == {"100", "1000"}   # None: the tiny run has no such bin
+  h = summary["hallucination"]
+  assert 0 < h["singleton_fraction"] <= 1 and h["alpha"] == cfg.data.alpha
+  assert h["missing_mass"] <= h["singleton_fraction"] and 0 < h["missing_mass_py"] <= 1
+  for m in h["models"].values():
+    assert 0 <= m["bayes_error"] <= 1 and 0 <= m["error"] <= 1 and m["delta"] >= 0
+    assert m["n"] == 4 * cfg.probe.num_fresh
+  ids = {c["id"] for c in summary["claims"]}
+  assert {"hallucination_persists", "hallucination_floor", "capacity_100",
+          "capacity_1000"} <= ids
   # The analysis needs nothing but the files: a copy of the workdir without checkpoints works,
   # and a second run reproduces summary.json byte for byte.
   copy = tiny_workdir + "-files-only"
@@ -68,6 +77,7 @@ def test_analysis_writes_every_file_and_is_reproducible(tiny_workdir):
   with open(os.path.join(out, "report.md")) as f:
     md = f.read()
   assert all(f"]({name})" in md for name in FILES if name.endswith(".png"))
+  assert "## What the models say" in md and md.count("- width ") == 3 * len(cfg.model.widths)
 
 
 def test_analysis_rejects_a_non_workdir(tmp_path):
@@ -115,3 +125,25 @@ def test_comparison_of_two_tiny_runs_at_different_alphas(tiny_workdir, tmp_path)
   compare.compare_runs([tiny_workdir, other], out)   # the rerun, in-process
   with open(os.path.join(out, "summary.json")) as f:
     assert f.read() == first
+
+
+def test_capacity_rows_judge_only_capacity_bound_levels():
+  """capacity_100 / capacity_1000: stored fact + name bits over the bins at or above the level
+  per parameter; judged where the bits offered there exceed twice the parameters, else
+  `inconclusive: not capacity-bound`; no bin at the level: inconclusive, saying so."""
+  from kcompress.analysis import claims_probes
+  bin_ = lambda stored, offered: {"n": 64, "accuracy": 0.5, "stored_bits": stored,
+                                  "stored_bits_se": 10.0, "fact_entropy_bits": offered,
+                                  "name_stored_bits": 0.0, "name_stored_bits_se": 0.0,
+                                  "name_entropy_bits": 0.0}
+  row = {"step": 100, "params": 1000,
+         "knowledge": {"64-127": bin_(500.0, 900.0), "128-255": bin_(600.0, 1500.0),
+                       "256+": bin_(400.0, 1000.0)}}
+  run = {"probes": {(32, 0): [row]}}
+  by = {r["id"]: r for r in claims_probes.claims_capacity(run, (32, 0))}
+  c = by["capacity_100"]   # bins 128-255 and 256+: 1000 of 2500 bits offered > 2 x 1000
+  assert c["measured"] == pytest.approx(1.0) and c["verdict"] == "consistent", c
+  assert "no probed occurrence bin starts at >= 1000" in by["capacity_1000"]["reason"]
+  row["params"] = 2000     # 2500 bits offered < 2 x 2000 parameters
+  c = claims_probes.claims_capacity(run, (32, 0))[0]
+  assert c["verdict"] == "inconclusive" and "not capacity-bound" in c["reason"], c

@@ -118,63 +118,107 @@ def knowledge(run: dict, path: str) -> None:
 
 
 def hallucination(run: dict, path: str) -> None:
-  """Confident-answer rate and KL on never-seen entities vs step, beside the Bayes predictor."""
+  """Left: the sampled error on the stream's next prompts vs step per width, beside the Bayes
+  predictor's sampled error, the missing mass of facts (N1/n) and each width's bound
+  missing mass - delta (Kalai et al.). Right: overconfidence on never-seen entities
+  (Zucchet et al.): the confident-answer rate per width, beside the Bayes predictor's."""
   plt = pyplot()
   if not run["probes"]:
     return
   fig, axes = plt.subplots(1, 2, figsize=(11, 5))
-  for key, rows in run["probes"].items():
+  for i, (key, rows) in enumerate(run["probes"].items()):
     steps = [r["step"] for r in rows]
-    for ax, metric in zip(axes, ("confident", "kl")):
-      ax.plot(steps, [r["hallucination"]["fresh"][metric] for r in rows], "o-",
-              label=f"width {key[0]} (fresh)")
+    sampled = [r.get("sampled") or {} for r in rows]
+    if any(sampled):
+      axes[0].plot(steps, [s.get("error", np.nan) for s in sampled], "o-", color=f"C{i}",
+                   label=f"width {key[0]}: sampled error")
+      axes[0].plot(steps, [s.get("missing_mass", np.nan) - s.get("delta", np.nan)
+                           for s in sampled], ":", color=f"C{i}",
+                   label=f"width {key[0]}: missing mass - delta")
+    axes[1].plot(steps, [r["hallucination"].get("fresh", {}).get("confident", np.nan)
+                         for r in rows], "o-", color=f"C{i}", label=f"width {key[0]}")
   first = next(iter(run["probes"].values()))
-  if "facts" in first[0]:
-    axes[0].plot([r["step"] for r in first], [r["facts"]["singleton_fraction"] for r in first],
-                 "k:", lw=2, label="singleton fraction of revealed facts (Good-Turing floor)")
-    axes[0].axhline(run["config"]["data"]["alpha"], color="0.5", ls="-.",
-                    label="alpha (singleton-fraction limit)")
-  bayes = first[0]["bayes_hallucination"]
-  for ax, metric, label in zip(axes, ("confident", "kl"),
-                               ("confident-answer rate on unseen entities",
-                                "KL(model || H_a) on unseen entities (bits)")):
-    ax.axhline(bayes[metric], color="k", ls="--", label="Bayes predictor")
+  sampled = [r.get("sampled") or {} for r in first]
+  if any(sampled):
+    steps = [r["step"] for r in first]
+    axes[0].plot(steps, [s.get("bayes_error", np.nan) for s in sampled], "k--", lw=2,
+                 label="Bayes predictor: sampled error")
+    axes[0].plot(steps, [s.get("missing_mass", np.nan) for s in sampled], "k:", lw=2,
+                 label="missing mass of facts (N1/n)")
+  axes[1].axhline(first[0]["bayes_hallucination"]["confident"], color="k", ls="--",
+                  label="Bayes predictor (H_a)")
+  axes[0].set_ylabel("error rate of sampled answers, next prompts")
+  axes[0].set_title("Kalai et al.: sampled error vs missing mass", fontsize=9)
+  axes[1].set_ylabel("confident-answer rate on never-seen entities")
+  axes[1].set_title("Zucchet et al.: overconfidence on the unknown", fontsize=9)
+  for ax in axes:
     ax.set_xlabel("step")
-    ax.set_ylabel(label)
-  axes[0].set_ylim(-0.02, 1.02)
-  save(fig, path, legend_from=axes[0], legend_rows=3)
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=7)
+  save(fig, path)
 
 
 def capacity(run: dict, path: str) -> None:
-  """Knowledge stored (bits per unpadded parameter) vs step, and by occurrence bin."""
+  """Knowledge stored (fact + name bits, clipped at 0 only in aggregate per bin: a lower
+  bound) per unpadded parameter vs step, and the share of each bin's offered bits stored."""
   plt = pyplot()
   if not any("capacity" in r for rows in run["probes"].values() for r in rows):
     return
   fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+  total = lambda c, a, b: c.get(a, 0.0) + c.get(b, 0.0)
   for (width, seed), rows in run["probes"].items():
     rows = [r for r in rows if "capacity" in r]
-    bpp = np.array([r["capacity"]["stored_bits"] / r["params"] for r in rows])
+    bpp = np.array([total(r["capacity"], "stored_bits", "name_stored_bits") / r["params"]
+                    for r in rows])
     axes[0].plot([r["step"] for r in rows], np.where(bpp > 0, bpp, np.nan), "o-", ms=3,
                  label=f"width {width} ({rows[-1]['params']:,} params)")
     last = rows[-1]["knowledge"]
-    labels = sorted((l for l in last if last[l]["fact_entropy_bits"] > 0), key=bin_start)
+    offered = {l: total(last[l], "fact_entropy_bits", "name_entropy_bits") for l in last}
+    labels = sorted((l for l in last if offered[l] > 0), key=bin_start)
     axes[1].plot([bin_start(l) for l in labels],
-                 [last[l]["stored_bits"] / last[l]["fact_entropy_bits"] for l in labels], "o-",
-                 label=f"width {width}")
-  axes[0].axhline(REFERENCE_BITS_PER_PARAM, color="k", ls="--",
-                  label="~2 bits/param (facts seen ~1000 times, Allen-Zhu & Li)")
+                 [total(last[l], "stored_bits", "name_stored_bits") / offered[l] for l in labels],
+                 "o-", label=f"width {width}")
+  for level, ref in ((100, 1.0), (1000, REFERENCE_BITS_PER_PARAM)):
+    axes[0].axhline(ref, color="k", ls="--" if level == 1000 else ":",
+                    label=f"~{ref:g} bits/param (knowledge seen ~{level} times, Allen-Zhu & Li)")
   axes[0].set_yscale("log")
   axes[0].set_xlabel("step")
-  axes[0].set_ylabel("knowledge stored (bits / parameter)")
-  axes[0].set_title("stored fact bits per parameter", fontsize=9)
-  axes[1].axvline(1000, color="0.5", ls=":", label="~1000 exposures")
+  axes[0].set_ylabel("fact + name bits stored (lower bound) / parameter")
+  axes[0].set_title("stored knowledge per parameter", fontsize=9)
+  for level in (100, 1000):
+    axes[1].axvline(level, color="0.5", ls=":")
   axes[1].set_xscale("log", base=2)
   axes[1].set_ylim(-0.02, 1.02)
   axes[1].set_xlabel("entity occurrences so far (bin start)")
-  axes[1].set_ylabel("stored bits / fact entropy")
-  axes[1].set_title("share of each bin's fact entropy stored (last eval)", fontsize=9)
+  axes[1].set_ylabel("stored bits / offered bits (facts + names)")
+  axes[1].set_title("share of each bin's knowledge stored (last eval)", fontsize=9)
   axes[1].legend(fontsize=7, loc="upper left")
   save(fig, path, legend_from=axes[0], legend_rows=3)
+
+
+def gekhman(summary: dict, path: str) -> None:
+  """A Gekhman design: held-out accuracy vs the share of Unknown examples, one line per
+  stopping point (early stop dashed, convergence solid) per model, the control at 0.5."""
+  us = summary.get("unknown_share", {})
+  arms = sorted((a for a in us if a != "control"), key=float)
+  if not arms:
+    return
+  plt = pyplot()
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  for i, model in enumerate(summary["models"]):
+    x = [float(a) for a in arms]
+    for when, style in (("early_stop", "--"), ("convergence", "-")):
+      ax.plot(x, [us[a][when].get(model, np.nan) for a in arms], style, marker="o",
+              color=f"C{i}", label=f"{model}: {when.replace('_', ' ')}")
+      if "control" in us:
+        ax.plot([0.5], [us["control"][when].get(model, np.nan)], "s", mfc="none", ms=9,
+                color=f"C{i}", label=f"{model}: control, {when.replace('_', ' ')}")
+  ax.set_xlabel("share of Unknown examples in the fine-tuning set")
+  ax.set_ylabel("accuracy on held-out known facts")
+  ax.set_ylim(-0.02, 1.02)
+  ax.set_title("Gekhman et al.: held-out accuracy vs Unknown share", fontsize=9)
+  ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+  save(fig, path)
 
 
 def scaling(run: dict, summary: dict, path: str) -> None:
@@ -252,7 +296,8 @@ def structure_function(run: dict, path: str) -> None:
 
 
 def finetune(run: dict, summary: dict, path: str) -> None:
-  """Injected-fact acquisition vs repetitions, forgetting by pretraining bin, hallucination."""
+  """Injected-fact acquisition vs repetitions, forgetting by pretraining bin, overconfidence
+  on never-seen entities."""
   ft = summary.get("finetune")
   if not ft:
     return
@@ -280,8 +325,9 @@ def finetune(run: dict, summary: dict, path: str) -> None:
   axes[1].set_ylabel("top-1 accuracy")
   axes[1].set_title("forgetting: before (dashed) vs after (solid) fine-tuning", fontsize=9)
   axes[2].set_xlabel("fine-tuning step")
-  axes[2].set_ylabel("confident-answer rate on unseen entities")
-  axes[2].set_title("hallucination during fine-tuning", fontsize=9)
+  axes[2].set_ylabel("confident-answer rate on never-seen entities")
+  axes[2].set_title("overconfidence on the unknown during fine-tuning (Zucchet et al.)",
+                    fontsize=9)
   for ax in axes[:2]:
     ax.set_xscale("log", base=2)
     ax.set_ylim(-0.02, 1.02)

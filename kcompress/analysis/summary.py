@@ -2,16 +2,21 @@
 
 `summarize(run)` (run: `load.load_run`'s dict) gives per-model final bits per token by role,
 code lengths, power-law fits, knowledge and hallucination figures, the two-part codes, the
-oracle, fine-tuning changes and the claims (`claims.run_claims`). Also the per-step curve
+oracle, fine-tuning changes and the claims (`claims.run_claims`). `design_summary(workdir)`
+gives a Gekhman design's (`kcompress.design`). Also the per-step curve
 helpers the figures share (`column`, `smooth`, `smoothing_window`).
 """
 
 from __future__ import annotations
 
+import json
+import os
+
 import numpy as np
 
 from kcompress import theory
-from kcompress.analysis import claims, fits, ksf
+from kcompress.analysis import claims, claims_probes, design_files, fits, ksf, load
+from kcompress.analysis.claims_rule import model_name
 from kcompress.analysis.load import bin_start
 
 ROLES = ("name", "syntax", "value", "end")
@@ -61,13 +66,24 @@ def frequency_at_half_accuracy(knowledge: dict) -> float | None:
 
 
 def capacity(probe_row: dict, params: int) -> dict | None:
-  """Knowledge stored by one model at one eval (bits, and bits per unpadded parameter)."""
+  """Knowledge stored by one model at one eval: the probe row's capacity (facts: stored_bits,
+  fact_entropy_bits, per_fact_clipped_bits; names: name_stored_bits, name_entropy_bits),
+  their totals (total_stored_bits, offered_bits; each bin clipped at 0 in aggregate, so a
+  lower bound), bits per unpadded parameter of the total, and `by_exposure`: the same over
+  the entities seen >= 100 and >= 1000 times (None where no such bin was probed)."""
   c = probe_row.get("capacity")
   if not c:
     return None
-  return {**c, "params": params, "bits_per_param": c["stored_bits"] / params,
-          "fraction_stored": (c["stored_bits"] / c["fact_entropy_bits"]
-                              if c["fact_entropy_bits"] else None)}
+  stored = c["stored_bits"] + c.get("name_stored_bits", 0.0)
+  offered = c["fact_entropy_bits"] + c.get("name_entropy_bits", 0.0)
+  by_level = {}
+  for level, _ in claims_probes.CAPACITY_LEVELS:
+    at = claims_probes.capacity_at_level(probe_row.get("knowledge", {}), level)
+    by_level[str(level)] = at and {**at, "bits_per_param": at["stored_bits"] / params,
+                                   "capacity_bound": at["offered_bits"] > 2 * params}
+  return {**c, "params": params, "total_stored_bits": stored, "offered_bits": offered,
+          "bits_per_param": stored / params, "fraction_stored": stored / offered if offered
+          else None, "by_exposure": by_level}
 
 
 # ------------------------------------------------------------------------ summary
@@ -111,6 +127,9 @@ def summarize(run: dict) -> dict:
                                         if last_probe else None),
         "fresh_confident_rate": (last_probe["hallucination"].get("fresh", {}).get("confident")
                                  if last_probe else None),
+        "fresh_kl_bits": (last_probe["hallucination"].get("fresh", {}).get("kl")
+                          if last_probe else None),
+        "sampled": last_probe.get("sampled") if last_probe else None,
         "knowledge_capacity": capacity(last_probe, last["params"]) if last_probe else None,
         "frozen_step": last["frozen_step"],
     }
@@ -133,26 +152,37 @@ def summarize(run: dict) -> dict:
       "oracle": _oracle_summary(run["oracle"]),
       "two_part": _two_part_summary(run),
       "finetune": _finetune_summary(run),
-      "hallucination_floor": _floor_summary(run, per_model),
+      "hallucination": _hallucination_summary(run),
       "tokens": run["compressors"].get("num_tokens"),
   }
   summary["claims"] = claims.run_claims(run, summary)
   return summary
 
 
-def _floor_summary(run: dict, per_model: dict) -> dict | None:
-  """Good-Turing figures of the revealed facts at the last eval, beside each model's
-  confident-answer rate on never-seen entities (Kalai & Vempala: a calibrated model
-  hallucinates at about the singleton rate)."""
+def _hallucination_summary(run: dict) -> dict | None:
+  """The figures the hallucination bounds compare, at the last eval: the Good-Turing figures
+  of the facts read (singleton fraction, N1/n), the exact Pitman-Yor missing mass, and per
+  model its sampled error, greedy error and miscalibration beside the Bayes predictor's
+  sampled error (Kalai et al.), then its overconfidence on never-seen entities (Zucchet et
+  al.: confident rate, KL to H_a; the Bayes predictor's is 0)."""
   rows = next(iter(run["probes"].values()), [])
   if not rows or "facts" not in rows[-1]:
     return None
-  f = rows[-1]["facts"]
-  return {"step": rows[-1]["step"], "alpha": run["config"]["data"]["alpha"],
-          "singleton_fraction": f["singleton_fraction"], "missing_mass": f["missing_mass"],
-          "revealed_facts": f["revealed"],
-          "fresh_confident_rate": {str(m["width"]): m["fresh_confident_rate"]
-                                   for m in per_model.values()}}
+  last = rows[-1]
+  out = {"step": last["step"], "alpha": run["config"]["data"]["alpha"],
+         "singleton_fraction": last["facts"]["singleton_fraction"],
+         "revealed_facts": last["facts"]["revealed"],
+         "missing_mass": last["facts"]["missing_mass"],
+         "missing_mass_py": (last.get("sampled") or {}).get("missing_mass_py"), "models": {}}
+  for (width, seed), model_rows in run["probes"].items():
+    r = model_rows[-1]
+    s = r.get("sampled") or {}
+    fresh = r.get("hallucination", {}).get("fresh", {})
+    out["models"][f"{width}/{seed}"] = {
+        "width": width, **{k: s.get(k) for k in ("error", "greedy_error", "bayes_error", "delta",
+                                                  "delta_binned", "n")},
+        "fresh_confident_rate": fresh.get("confident"), "fresh_kl_bits": fresh.get("kl")}
+  return out
 
 
 def two_part_points(run: dict) -> list[dict]:
@@ -227,3 +257,58 @@ def _oracle_summary(o: dict) -> dict | None:
   return {"data_bits_m0": o["data_bits"][0], "complexity_bits_all": o["complexity_bits"][-1],
           "data_bits_all": o["data_bits"][-1], "best_m": o["m"][best],
           "best_total_bits": float(total[best])}
+
+
+# ------------------------------------------------------------- a Gekhman design
+
+
+def _arm_outcome(probe_rows: dict) -> dict:
+  """One arm's held-out accuracy per model: early stop (the best eval after step 0, first
+  if tied), convergence (the last eval), pretrained (step 0), and the fit of its own set at
+  the last eval (all examples; Known and Unknown ones apart)."""
+  out = {k: {} for k in ("early_stop", "early_stop_step", "convergence", "convergence_step",
+                         "pretrained", "fit", "fit_known", "fit_unknown")}
+  out["n"] = None
+  for key, rows in probe_rows.items():
+    m = model_name(key)
+    held = [(r["step"], r["heldout"]["accuracy"]) for r in rows if "heldout" in r]
+    if not held:
+      continue
+    after = [h for h in held if h[0] > 0] or held
+    best = max(after, key=lambda h: h[1])
+    out["early_stop"][m], out["early_stop_step"][m] = best[1], best[0]
+    out["convergence"][m], out["convergence_step"][m] = held[-1][1], held[-1][0]
+    out["pretrained"][m] = held[0][1] if held[0][0] == 0 else None
+    last = rows[-1]
+    parts = [last[k] for k in ("set_known", "set_unknown") if k in last]
+    total = sum(p["n"] for p in parts)
+    out["fit"][m] = sum(p["n"] * p["accuracy"] for p in parts) / total if total else None
+    out["fit_known"][m] = last.get("set_known", {}).get("accuracy")
+    out["fit_unknown"][m] = last.get("set_unknown", {}).get("accuracy")
+    out["n"] = last["heldout"]["n"]
+  return out
+
+
+def design_summary(workdir: str) -> dict:
+  """The numbers of a Gekhman design's report (WORKDIR/report/summary.json): per arm
+  (`unknown_share`: '0', '0.25', ..., '1', 'control') the held-out accuracy of every model
+  at early stop and at convergence, with n (`_arm_outcome`); the SliCK categories of the
+  Known, held-out and Unknown examples per model; the claims (`claims_gekhman`). Arms not
+  run yet are left out."""
+  with open(os.path.join(workdir, "config.json")) as f:
+    config = json.load(f)
+  with open(os.path.join(workdir, design_files.DESIGN_FILE)) as f:
+    design = json.load(f)
+  unknown_share = {}
+  for arm in design_files.arm_names(config["finetune"]["unknown_shares"]):
+    path = design_files.arm_dir(workdir, arm)
+    if os.path.exists(os.path.join(path, "probes.jsonl")):
+      unknown_share[arm] = _arm_outcome(load.load_run(path)["probes"])
+  summary = {"design": "Gekhman et al. (2024)", "init_from": design["init_from"],
+             "init_step": design["init_step"], "models": design["models"],
+             "set_size": len(design["known"]["entity"]),
+             "heldout_size": len(design["heldout"]["entity"]),
+             "epochs": config["finetune"]["epochs"], "categories": design["categories"],
+             "unknown_share": unknown_share}
+  summary["claims"] = claims_probes.claims_gekhman(summary)
+  return summary
