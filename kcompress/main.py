@@ -14,7 +14,7 @@ import jax
 from absl import flags, logging
 from ml_collections import config_flags
 
-from kcompress import cli, setup, train
+from kcompress import cli, design, gekhman, setup, train
 from kcompress.analysis import report
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/sweep.py",
@@ -67,6 +67,12 @@ def main(argv):
                jax.process_count())
   print(f"kcompress: {len(setup.sweep_models(config))} models, {jax.device_count()} "
         f"{jax.devices()[0].platform} device(s), workdir {workdir}", flush=True)
+  if gekhman.is_design(config):   # Gekhman et al.'s design: its fine-tuning runs, its report
+    summary = design.run_design(config, workdir)
+    for line in report.headline_lines(summary):
+      print(line)
+    print(f"report: {os.path.join(workdir, 'report', 'report.md')}")
+    return
   result = train.run(config, workdir)
   if jax.process_index() != 0:   # process 0 writes the metrics and the report
     return

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kcompress import data
+from kcompress import data, hallucination
 from kcompress.data import price, roles, source, stats as data_stats
 from kcompress.errors import UserError
 from kcompress.job import DataPipe, Job, model_batch
@@ -71,8 +71,10 @@ def _stream_job(config, setup) -> Job:
                                                         world),
              init_states=setup.init_state, data_like=data_like, fit_data=fit_data,
              seen_counts=seen_counts, overflow=stream_overflow,
-             finish=lambda workdir, host: write_stream_baselines(spec, config, workdir,
-                                                                 host["tokens_seen"]))
+             next_sentences=hallucination.make_next_sentences(spec, world),
+             finish=lambda workdir, host: (
+                 write_stream_baselines(spec, config, workdir, host["tokens_seen"]),
+                 write_samples(workdir, setup, world, data_like, seen_counts)))
 
 
 def _baselines_current(workdir: str, num_tokens: int) -> bool:
@@ -124,12 +126,30 @@ def _dataset_job(config, setup) -> Job:
         served[np.asarray(source.epoch_order(key, epoch, num_rows, batch_size))[:done]] = True
       return jax.device_get(count_rows(served))
 
+  # The next prompts of a finite dataset: the stream it was cut from, continued.
+  after = jax.jit(lambda st, num: hallucination.draw_after(spec, jax.tree.map(jnp.asarray, world),
+                                                           st, num), static_argnums=1)
+  grown = _with_room(stream.state, spec)
+
   init = {"step": jnp.zeros((), jnp.int32)}   # a tree, as orbax saves trees
   return Job(config=config, setup=setup,
              pipe=DataPipe(init, source.x64(finite_step), world, steps_per_epoch),
              init_states=setup.init_state, data_like=lambda host: init,
              fit_data=lambda state, done, steps: (state, None), seen_counts=seen_counts,
-             overflow=lambda state: False)
+             overflow=lambda state: False,
+             next_sentences=source.x64(lambda state, num: jax.device_get(after(grown, num))))
+
+
+def _with_room(stream_state, spec: data.DataSpec):
+  """A dataset's final generator state with entity room for as many new entities again
+  (counts of entities not yet created are 0), so that draws after it never overflow."""
+  extra = min(stream_state.entity_counts_E.shape[0], spec.name_space
+              - stream_state.entity_counts_E.shape[0])
+  pad = lambda x: np.concatenate([np.asarray(x), np.zeros((extra,) + x.shape[1:], x.dtype)])
+  return stream_state._replace(entity_counts_E=pad(stream_state.entity_counts_E),
+                               fact_counts_ExA=pad(stream_state.fact_counts_ExA))
+
+
 
 
 def job(config, setup) -> Job:
@@ -165,3 +185,35 @@ def write_stream_baselines(spec: data.DataSpec, config, workdir: str, num_tokens
   with open(os.path.join(workdir, "compressors.json"), "w") as f:   # last: marks them done
     json.dump({"num_tokens": int(num_tokens),
                "bits": compressors.compressed_bits(tokens, spec.vocab_size)}, f)
+
+
+SAMPLES_PER_WIDTH = 3   # sentences of each width's first seed in WORKDIR/samples.jsonl
+
+
+def write_samples(workdir: str, setup, world, data_like, seen_counts) -> None:
+  """WORKDIR/samples.jsonl: SAMPLES_PER_WIDTH sentences written by each width's first seed at
+  the last checkpoint, marked against the world (`kcompress.sampling`; the report shows
+  them). Skipped when they exist for that step already."""
+  from kcompress import checkpoint, sampling
+  step = checkpoint.steps(workdir)[-1]
+  path = os.path.join(workdir, "samples.jsonl")
+  if os.path.exists(path):
+    with open(path) as f:
+      first = f.readline()
+    if first and json.loads(first).get("step") == step:
+      return
+  mngr = checkpoint.manager(workdir, create=False)
+  try:
+    states, data_state, _ = checkpoint.restore(mngr, step, setup.init_state(), data_like)
+  finally:
+    mngr.close()
+  seen = seen_counts(data_state, step)
+  rows = []
+  for width in sorted({w for w, _ in setup.models}):
+    i = next(k for k, (w, _) in enumerate(setup.models) if w == width)
+    for r in sampling.model_sentences(setup, states, i, setup.spec, world, seen,
+                                      SAMPLES_PER_WIDTH, seed=0):
+      rows.append({"step": step, "width": width, "seed": setup.models[i][1], **r})
+  with open(path + ".tmp", "w") as f:
+    f.writelines(json.dumps(r) + "\n" for r in rows)
+  os.replace(path + ".tmp", path)
