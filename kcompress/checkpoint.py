@@ -4,7 +4,10 @@ Layout: WORKDIR/checkpoints/<step>/{train,data,host}. Saves are atomic (orbax
 finalises a step directory only when complete), so a run killed mid-save resumes
 from the previous complete step. A step that exists but does not restore (an item
 removed or corrupted) is reported, moved to WORKDIR/checkpoints_damaged/<step>, and
-the next older step is used (`restore_newest_intact`).
+the next older step is used (`restore_newest_intact`). A step the caller finds unusable
+from its host dict alone (`usable`: e.g. its rows are not all on file) is skipped the same
+way but left in place: the caller decides (`kcompress.resume`). The newest MAX_TO_KEEP
+steps are kept, so older ones remain to resume from when newer ones cannot be used.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 ITEMS = ("train", "data", "host")
+MAX_TO_KEEP = 3
 
 
-def manager(workdir: str, max_to_keep: int = 3, create: bool = True) -> ocp.CheckpointManager:
+def manager(workdir: str, max_to_keep: int = MAX_TO_KEEP,
+            create: bool = True) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create,
                                          enable_async_checkpointing=False)
   return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")),
@@ -51,12 +56,17 @@ def _abstract(tree):
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
 
 
+def restore_host(mngr: ocp.CheckpointManager, step: int) -> dict:
+  """The host-side dict of checkpoint `step` (cheap: no arrays are read)."""
+  return mngr.restore(step, args=ocp.args.Composite(host=ocp.args.JsonRestore())).host
+
+
 def restore(mngr: ocp.CheckpointManager, step: int, train_like: Any,
             data_like: Any | Callable[[dict], Any]):
   """(train, data, host) of `step`, restored with the dtypes and shapes of the templates.
   `data_like` may be a function of the checkpoint's host dict (shapes recorded there)."""
   with jax.enable_x64(True):
-    host = mngr.restore(step, args=ocp.args.Composite(host=ocp.args.JsonRestore())).host
+    host = restore_host(mngr, step)
     if callable(data_like):
       data_like = data_like(host)
     out = mngr.restore(step, args=ocp.args.Composite(
@@ -65,9 +75,10 @@ def restore(mngr: ocp.CheckpointManager, step: int, train_like: Any,
   return out.train, out.data, host
 
 
-def _set_aside(workdir: str, step: int) -> str:
+def set_aside(workdir: str, step: int, folder: str = "checkpoints_damaged") -> str:
+  """Moves checkpoints/<step> to WORKDIR/<folder>/<step> (a free name); returns where."""
   src = os.path.join(workdir, "checkpoints", str(step))
-  dst_dir = os.path.join(workdir, "checkpoints_damaged")
+  dst_dir = os.path.join(workdir, folder)
   os.makedirs(dst_dir, exist_ok=True)
   dst, k = os.path.join(dst_dir, str(step)), 1
   while os.path.exists(dst):
@@ -77,17 +88,26 @@ def _set_aside(workdir: str, step: int) -> str:
 
 
 def restore_newest_intact(workdir: str, train_like: Any, data_like: Callable[[dict], Any],
+                          usable: Callable[[int, dict], str | None] = lambda step, host: None,
                           say: Callable[[str], None] = lambda s: print(s, flush=True)):
-  """(step, train, data, host) of the newest checkpoint that restores, or None.
+  """(found, skipped): found = (step, train, data, host) of the newest checkpoint that
+  restores and is `usable` (None: no such checkpoint); skipped = [(step, reason)] of the
+  newer steps `usable(step, host)` refused, newest first, left in place.
 
   Each damaged newer step gets one WARNING line (via `say`) and is moved to
   WORKDIR/checkpoints_damaged/ (process 0), so later saves and resumes never see it.
   """
-  damaged = []
+  damaged, skipped = [], []
   found = None
   for step in reversed(steps(workdir)):
     mngr = manager(workdir, create=False)
     try:
+      with jax.enable_x64(True):
+        host = restore_host(mngr, step)
+      reason = usable(step, host)
+      if reason is not None:
+        skipped.append((step, reason))
+        continue
       train, data, host = restore(mngr, step, train_like, data_like)
       found = (step, train, data, host)
     except Exception as e:   # noqa: BLE001 - any failure to read a step means damage
@@ -99,8 +119,9 @@ def restore_newest_intact(workdir: str, train_like: Any, data_like: Callable[[di
     if found:
       break
   for step, reason in damaged:
-    where = _set_aside(workdir, step) if jax.process_index() == 0 else "(left in place)"
-    older = f"resuming from step {found[0]}" if found else "no intact checkpoint: starting over"
+    where = set_aside(workdir, step) if jax.process_index() == 0 else "(left in place)"
+    older = (f"resuming from step {found[0]}" if found else "no intact checkpoint"
+             + ("" if skipped else ": starting over"))
     say(f"WARNING checkpoint {os.path.join(workdir, 'checkpoints', str(step))} is damaged "
         f"({reason}); moved to {where}; {older}")
-  return found
+  return found, skipped

@@ -9,7 +9,8 @@ before an action that is due. An action (`Periodic`) runs after the steps it is 
 `at_start`, and when a stop signal arrives with `on_signal`). SIGTERM/SIGINT stop the
 loop after the current step (the on-signal actions run first) with `Stopped`.
 `Timer` accumulates wall seconds by phase ("train" for steps and records, each action's
-name for the action), the split a run reports in timing.json.
+name for the action), the split a run reports in timing.json. `Pace` turns the "train"
+seconds into the training rate of progress lines, leaving out the first step (it compiles).
 """
 
 from __future__ import annotations
@@ -57,6 +58,27 @@ class Timer:
       yield
     finally:
       self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+
+class Pace:
+  """Training steps per second between progress lines, from a clock of train seconds
+  (`Timer.seconds["train"]`). The clock starts after the run's first step (`start`), which
+  compiles the step: compilation never enters a rate, nor an ETA made from it."""
+
+  def __init__(self):
+    self.step = self.seconds = None
+
+  def start(self, step: int, seconds: float) -> None:
+    """The first step is done at `seconds` on the clock."""
+    self.step, self.seconds = step, seconds
+
+  def lap(self, step: int, seconds: float) -> float | None:
+    """Steps per second since the previous lap (or the start); None before any timed step."""
+    if self.step is None or step <= self.step:
+      return None
+    rate = (step - self.step) / max(seconds - self.seconds, 1e-9)
+    self.step, self.seconds = step, seconds
+    return rate
 
 
 class _StopSignals:

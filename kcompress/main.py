@@ -3,7 +3,9 @@
 Flags only; all logic lives in `kcompress.train` (and, after training, the analysis).
 The terminal shows the tool's own lines; library logs go to WORKDIR/log.txt
 (`--verbosity=0` or higher shows them too). A config or input error prints one line
-naming the field and exits with status 2.
+naming the field and exits with status 2; so does a workdir another run holds
+(`kcompress.workdir_lock`, taken before anything is written there) and a failed write for
+want of space (`kcompress.cli`). Ctrl-C: one line, status 130.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ import jax
 from absl import flags, logging
 from ml_collections import config_flags
 
-from kcompress import cli, design, gekhman, setup, train
+from kcompress import cli, design, gekhman, setup, train, workdir_lock
 from kcompress.analysis import report
+from kcompress.errors import UserError
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/sweep.py",
                                           "Sweep config file (file.py or file.py:variant).",
@@ -56,37 +61,66 @@ def init_distributed() -> None:
                              heartbeat_timeout_seconds=_HEARTBEAT.value)
 
 
-def main(argv):
-  del argv
-  init_distributed()
+def config_file_error(spec: str, cwd: str | None = None) -> str:
+  """The one-line error of a --config file that cannot be loaded (`spec`: file[:variant])."""
+  path, cwd = spec.split(":")[0], cwd or os.getcwd()
+  if os.path.exists(os.path.join(cwd, path)):
+    return f"--config={spec}: {path} exists but cannot be loaded (see the log file)"
+  hint = ""
+  in_repo = os.path.join(REPO_ROOT, path)
+  if not os.path.isabs(path) and os.path.exists(in_repo):
+    hint = f"; did you mean {in_repo}?"
+  return (f"--config={spec}: no such file (a relative path starts at the current directory, "
+          f"{cwd}){hint}")
+
+
+def load_config():
+  """The --config file's config (UserError, one line, when the file cannot be loaded)."""
   config = _CONFIG.value
-  workdir = _WORKDIR.value or default_workdir(flags.FLAGS["config"].config_filename,
-                                              config.get("variant"))
-  cli.log_to_file(os.path.join(workdir, "log.txt"))
-  logging.info("devices: %s (process %d of %d)", jax.devices(), jax.process_index(),
-               jax.process_count())
-  print(f"kcompress: {len(setup.sweep_models(config))} models, {jax.device_count()} "
-        f"{jax.devices()[0].platform} device(s), workdir {workdir}", flush=True)
-  if gekhman.is_design(config):   # Gekhman et al.'s design: its fine-tuning runs, its report
-    summary = design.run_design(config, workdir)
-    for line in report.headline_lines(summary):
-      print(line)
-    print(f"report: {os.path.join(workdir, 'report', 'report.md')}")
-    return
-  result = train.run(config, workdir)
-  if jax.process_index() != 0:   # process 0 writes the metrics and the report
-    return
-  for row in result["rows"]:
+  try:
+    config.get("model")   # config_flags defers a file it could not load to the first access
+  except OSError:
+    raise UserError(config_file_error(flags.FLAGS["config"].config_filename)) from None
+  return config
+
+
+def print_final_rows(rows: list[dict]) -> None:
+  for row in rows:
     print(f"width {row['width']:>5} seed {row['seed']}: {row['params']:>9,} params  "
           f"prequential {row['preq_bits']:,.0f} bits  (Bayes {row['bayes_bits']:,.0f}; "
           f"ratio {row['preq_bits'] / max(row['bayes_bits'], 1e-9):.3f})  "
           f"last-batch bits/token: syntax {row['bits_syntax'] or 0:.3f} value "
           f"{row['bits_value'] or 0:.3f} name {row['bits_name'] or 0:.3f}")
-  print(f"metrics: {os.path.join(workdir, 'metrics.jsonl')}")
-  summary = report.write_report(workdir)
-  for line in report.headline_lines(summary):
-    print(line)
-  print(f"report: {os.path.join(workdir, 'report', 'report.md')}")
+
+
+def main(argv):
+  del argv
+  init_distributed()
+  config = load_config()
+  workdir = _WORKDIR.value or default_workdir(flags.FLAGS["config"].config_filename,
+                                              config.get("variant"))
+  # The workdir is this run's (process 0 holds it) before anything is written there.
+  with workdir_lock.hold(workdir, enabled=jax.process_index() == 0):
+    cli.log_to_file(os.path.join(workdir, "log.txt"))
+    logging.info("devices: %s (process %d of %d)", jax.devices(), jax.process_index(),
+                 jax.process_count())
+    print(f"kcompress: {len(setup.sweep_models(config))} models, {jax.device_count()} "
+          f"{jax.devices()[0].platform} device(s), workdir {workdir}", flush=True)
+    if gekhman.is_design(config):   # Gekhman et al.'s design: its fine-tuning runs, its report
+      summary = design.run_design(config, workdir)
+      for line in report.headline_lines(summary):
+        print(line)
+      print(f"report: {os.path.join(workdir, 'report', 'report.md')}")
+      return
+    result = train.run(config, workdir)
+    if jax.process_index() != 0:   # process 0 writes the metrics and the report
+      return
+    print_final_rows(result["rows"])
+    print(f"metrics: {os.path.join(workdir, 'metrics.jsonl')}")
+    summary = report.write_report(workdir)
+    for line in report.headline_lines(summary):
+      print(line)
+    print(f"report: {os.path.join(workdir, 'report', 'report.md')}")
 
 
 if __name__ == "__main__":

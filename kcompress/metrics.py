@@ -70,13 +70,14 @@ def last_step(path: str) -> int | None:
   return max((r["step"] for r in read_rows(path)), default=None)
 
 
-def truncate_after(path: str, step: int) -> list[dict]:
+def truncate_after(path: str, step: int, rows: list[dict] | None = None) -> list[dict]:
   """Keeps rows with row['step'] <= step (atomic rewrite; a torn last line goes too) and
-  returns them. A corrupt middle line raises UserError and leaves the file untouched.
-  A missing file stays missing."""
+  returns them. `rows`: the file's rows when the caller has read them (`read_rows`). A
+  corrupt middle line raises UserError and leaves the file untouched. A missing file stays
+  missing."""
   if not os.path.exists(path):
     return []
-  rows = [r for r in read_rows(path) if r["step"] <= step]
+  rows = [r for r in (read_rows(path) if rows is None else rows) if r["step"] <= step]
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
     f.write("".join(json.dumps(r) + "\n" for r in rows))
@@ -87,18 +88,33 @@ def truncate_after(path: str, step: int) -> list[dict]:
 
 
 class Writer:
-  """Appends rows; flushes on every write so a crash loses at most a partial line."""
+  """Appends rows, each batch of rows with one unbuffered write, so a crash loses at most a
+  partial line. A failed write (disk full, a file-size limit) cuts the file back to its
+  last complete row before the error propagates: the rows on file stay valid."""
 
   def __init__(self, path: str, enabled: bool = True):
     self.path, self.enabled = path, enabled
-    self._f = open(path, "a") if enabled else None
+    self._f = open(path, "ab", buffering=0) if enabled else None
 
   def write(self, rows: list[dict]) -> None:
     if self._f is None:
       return
-    self._f.write("".join(json.dumps(r) + "\n" for r in rows))
-    self._f.flush()
+    data = "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8")
+    size = self._f.seek(0, os.SEEK_END)
+    try:
+      view = memoryview(data)
+      while view:
+        view = view[self._f.write(view):]
+    except OSError as e:
+      self._f.truncate(size)
+      raise OSError(e.errno, e.strerror, self.path) from e
+
+  def sync(self) -> None:
+    """The rows written so far reach the disk (before a checkpoint counts on them)."""
+    if self._f is not None:
+      os.fsync(self._f.fileno())
 
   def close(self) -> None:
     if self._f is not None:
       self._f.close()
+      self._f = None

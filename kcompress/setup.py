@@ -4,7 +4,7 @@
 (`kcompress.errors.UserError`). `make_setup(config)` returns the `Setup` every kind of
 run (pretraining, fine-tuning) and every tool reading a workdir shares.
 `read_config(workdir)` / `check_resumable(workdir, config)` read and compare the
-config.json a workdir was started with.
+config.json a workdir was started with; `write_config` writes it (atomically).
 """
 
 from __future__ import annotations
@@ -130,15 +130,36 @@ def config_diff(old: dict, new: dict, ignore=()) -> list[str]:
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
-  """The resolved config of a run; a UserError if `workdir` is not a kcompress workdir."""
+  """The resolved config of a run; a UserError if `workdir` is not a kcompress workdir or
+  its config.json cannot be read (naming the file and what to do)."""
   path = os.path.join(workdir, "config.json")
   if not os.path.isdir(workdir):
     raise UserError(f"{workdir}: no such directory")
   if not os.path.exists(path):
     raise UserError(f"{workdir} is not a kcompress workdir: it has no config.json")
-  with open(path) as f:
-    raw = json.load(f)
+  fix = "it records the config the run started with: restore it, or start over in another --workdir"
+  try:
+    with open(path, encoding="utf-8") as f:
+      raw = json.load(f)
+  except OSError as e:
+    raise UserError(f"{path}: cannot be read ({e.strerror})") from None
+  except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    where = f" at line {e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
+    raise UserError(f"{path}: not valid JSON{where} (corrupt or cut short); {fix}") from None
+  if not isinstance(raw, dict) or not isinstance(raw.get("model"), dict):
+    raise UserError(f"{path}: not a kcompress config (no model section); {fix}")
   return _tupled(ml_collections.ConfigDict(raw))
+
+
+def write_config(workdir: str, config) -> None:
+  """WORKDIR/config.json := the resolved config, atomically (a crash leaves the old file
+  or the new one, never a cut one)."""
+  path = os.path.join(workdir, "config.json")
+  with open(path + ".tmp", "w") as f:
+    f.write(config.to_json(indent=2))
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(path + ".tmp", path)
 
 
 def _tupled(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

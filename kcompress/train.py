@@ -1,10 +1,14 @@
 """Runs a job (pretraining or fine-tuning) of a sweep in a workdir: one compiled step trains
 every model of the sweep on the same batches.
 
-`run(config, workdir)` validates the config, builds the job (`kcompress.pretrain` or
-`kcompress.finetune`), resumes from the newest intact checkpoint in `workdir` if there is
-one, and runs the generic loop (`kcompress.loop`) with four periodic actions: log (a
-progress line), two-part codes and probes (every `eval_every`), checkpoint. Outputs:
+`run(config, workdir)` is a short sequence: validate the config and check that the sweep
+fits the device (`kcompress.preflight`) before anything is compiled or written; hold the
+workdir's lock (`kcompress.workdir_lock`: one run at a time); build the job
+(`kcompress.pretrain` or `kcompress.finetune`); resume from the newest intact checkpoint
+whose rows are all on file (`kcompress.resume`); run the generic loop (`kcompress.loop`)
+with four periodic actions: log (a progress line), two-part codes and probes (every
+`eval_every`), checkpoint. A failed write stops the run at once (no later write is
+attempted; `kcompress.cli` prints it as one line). Outputs:
 
 WORKDIR/metrics.jsonl, one row per (step, model): step, width, seed, params, tokens_seen
 (stream tokens trained on so far; row padding excluded), lr, loss_bits (bits/token of
@@ -12,7 +16,8 @@ this step's batch, measured BEFORE the update), bits_<role> (bits/token by role)
 bayes_<role> (the Bayes code's bits/token of the same batch's tokens of that role),
 tokens_<role> (the batch's tokens of that role), bits_entity / bayes_entity / tokens_entity
 (the same on the first name token of each sentence, where the Bayes code's entity-choice
-bits sit: a part of the name role whose limit is the entity entropy, not 0), step_bits (total bits of this batch),
+bits sit: a part of the name role whose limit is the entity entropy, not 0), step_bits
+(total bits of this batch),
 preq_bits and preq_bits_<role> (cumulative prequential code, bits), bayes_bits and
 bayes_bits_<role> (cumulative Bayes code of the same tokens, bits), frozen, frozen_step,
 elapsed_s; finite-dataset mode adds epoch (the pass over the dataset, from 0) and its
@@ -23,6 +28,9 @@ WORKDIR/tb/: the same values as TensorBoard event files (`kcompress.tensorboard_
 WORKDIR/timing.json: this invocation's wall time split into setup, train, log,
 two_part, probes, checkpoint, finish (seconds).
 WORKDIR/log.txt: library logs (`kcompress.cli`).
+WORKDIR/run.lock: present while a run holds the workdir (`kcompress.workdir_lock`).
+WORKDIR/checkpoints_ahead_of_rows/, checkpoints_damaged/: checkpoints a resume set aside
+(`kcompress.resume`, `kcompress.checkpoint`).
 
 Roles: name, syntax, value, end. All code lengths are in bits.
 
@@ -35,6 +43,7 @@ started with num_steps=60, schedule_steps=40.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -42,10 +51,10 @@ import time
 import jax
 import numpy as np
 
-from kcompress import checkpoint, evals, finetune, loop, metrics, mesh as mesh_lib, pretrain
-from kcompress import model as model_lib, setup as setup_lib, sweep, tensorboard_log
+from kcompress import checkpoint, cli, evals, finetune, loop, metrics, mesh as mesh_lib
+from kcompress import pretrain, model as model_lib, preflight, resume, setup as setup_lib, sweep
+from kcompress import tensorboard_log, workdir_lock
 from kcompress.data import roles
-from kcompress.errors import UserError
 from kcompress.job import Job
 
 
@@ -107,177 +116,190 @@ def metric_rows(step: int, setup: setup_lib.Setup, m: dict, bayes_r, host: dict,
   return rows
 
 
-def _fresh_host(job: Job, num_models: int) -> dict:
-  return dict(preq_bits_by_role=np.zeros((num_models, roles.NUM_ROLES)).tolist(),
-              bayes_bits_by_role=np.zeros(roles.NUM_ROLES).tolist(), elapsed_s=0.0,
-              tokens_seen=0, schedule_steps=int(job.config.train.get("schedule_steps", 0)
-                                                or job.config.train.num_steps),
-              started_num_steps=int(job.config.train.num_steps))
-
-
-def _restore(job: Job, workdir: str, train_like):
-  """(start, train, data, host) from the newest intact checkpoint, or a fresh start."""
-  found = checkpoint.restore_newest_intact(workdir, train_like, job.data_like)
-  if found is None:
-    return 0, train_like, job.data_like(None), _fresh_host(job, len(job.setup.models))
-  start, train_state, data_state, host = found
-  num_steps = job.config.train.num_steps
-  if num_steps < start:
-    raise UserError(f"config.train.num_steps={num_steps}: below the latest checkpoint (step "
-                    f"{start}) of {workdir}; a run may shrink down to it, no further")
-  if job.fixed_length and num_steps != host.get("started_num_steps", num_steps):
-    raise UserError(f"config.train.num_steps={num_steps}: this fine-tuning run was planned for "
-                    f"{host['started_num_steps']} steps (its injected rows are placed over "
-                    f"them); resume it with that length")
-  host.setdefault("schedule_steps", host.get("started_num_steps", num_steps))
-  asked = int(job.config.train.get("schedule_steps", 0))
-  if asked and asked != host["schedule_steps"]:
-    raise UserError(f"config.train.schedule_steps={asked}: this run's schedule was planned for "
-                    f"{host['schedule_steps']} steps when it started; resume with 0 or that value")
-  return start, train_state, data_state, host
-
-
 def _say(line: str) -> None:
   print(line, flush=True)
 
 
-def run(config, workdir: str) -> dict:
-  """Trains the sweep of `config` in `workdir` (resuming if possible). Returns final rows."""
-  timer = loop.Timer()
-  t_start = time.perf_counter()
-  with timer.phase("setup"):
-    config = resolved_config(config)
-    setup = setup_lib.make_setup(config)
-    setup_lib.check_resumable(workdir, config)
-    job = describe(config, setup)
-    num_steps = config.train.num_steps
-    is_writer = jax.process_index() == 0
-    start, real_state, data_state, host = _restore(job, workdir, job.init_states())
-    data_state, host["data_capacity"] = job.fit_data(data_state, start, num_steps)
-    paths = {k: os.path.join(workdir, f"{k}.jsonl") for k in ("metrics", "probes", "ksf")}
-    if is_writer:   # rows past the checkpoint go (a fresh fine-tuning run keeps none); a
-      # corrupt line stops the run here, naming file and line, with nothing changed
-      kept = {k: metrics.truncate_after(path, start if start or k == "metrics"
-                                        or not job.eval_at_start else -1)
-              for k, path in paths.items()}
-    # Only now, with every check and the restore passed, does the workdir take this config.
-    if jax.process_count() > 1:   # every process has read the old config.json first
-      from jax.experimental import multihost_utils
-      multihost_utils.sync_global_devices("kcompress: workdir checked")
-    os.makedirs(workdir, exist_ok=True)
-    if is_writer:
-      with open(os.path.join(workdir, "config.json"), "w") as f:
-        f.write(config.to_json(indent=2))
-      tensorboard_log.rebuild(workdir, kept)
-    if start:
-      _say(f"resuming {workdir} from step {start}")
-    writers = {k: metrics.Writer(p, enabled=is_writer) for k, p in paths.items()}
-    mngr = checkpoint.manager(workdir)
-    events = tensorboard_log.EventWriter(workdir, enabled=is_writer)
+class Outputs:
+  """Where a run's results go: the JSON-lines files (rows counted in host["rows_written"],
+  which each checkpoint records: `kcompress.resume`), TensorBoard events, checkpoints.
+  Process 0 writes; every process keeps the same counts."""
 
-    mesh, layout = setup.mesh, setup.layout
-    with jax.enable_x64(True):   # the generator state lives replicated on the mesh
-      data_state = mesh_lib.put(data_state, mesh_lib.replicated(mesh))
-    states = sweep.place(layout, mesh_lib.put(real_state, mesh_lib.replicated(mesh)), mesh)
-    del real_state
-    sweep_step = sweep.make_step(layout, setup.optimizer, config.optim, host["schedule_steps"],
-                                 mesh)
-    two_part_eval = evals.TwoPartEval(job, num_steps)
-    probe_eval = evals.ProbeEval(job) if job.pipe.world is not None else None
+  def __init__(self, workdir: str, host: dict, is_writer: bool):
+    self.host = host
+    self.writers = {k: metrics.Writer(p, enabled=is_writer)
+                    for k, p in resume.row_paths(workdir).items()}
+    self.events = tensorboard_log.EventWriter(workdir, enabled=is_writer)
+    self.mngr = checkpoint.manager(workdir)
 
-  tokens_per_step = config.train.batch_size * setup.spec.context_length
-  spe = job.pipe.steps_per_epoch
-  t0 = time.perf_counter() - host["elapsed_s"]
-  progress = {"time": 0.0, "step": start}   # train seconds and step at the last log line
-  frozen_seen: set = set()
-  last_rows: list[dict] = []
+  def write(self, kind: str, rows: list[dict]) -> None:
+    self.writers[kind].write(rows)
+    self.host["rows_written"][kind] += len(rows)
+    getattr(self.events, f"write_{kind}")(rows)
 
-  def step_fn(s):
-    states, data_state = s
-    data_state, batch, bayes_r = job.pipe.step(data_state)
-    states, m = sweep_step(states, batch)
-    return (states, data_state), (m, bayes_r, job.overflow(data_state))
+  def save(self, step: int, train_state, data_state) -> None:
+    for w in self.writers.values():   # the rows this checkpoint counts are on disk first
+      w.sync()
+    with cli.stderr_to_log_file():   # a failed save's library tracebacks: log.txt only
+      checkpoint.save(self.mngr, step, train_state, data_state, self.host)
 
-  def record(step_done: int, outputs) -> None:
+  def close(self, quietly: bool = False) -> None:
+    """Closes every file; `quietly` after a failure: errors of closing are dropped, so the
+    first failure is the one reported."""
+    for close in [w.close for w in self.writers.values()] + [self.events.close, self.mngr.close]:
+      with contextlib.suppress(Exception) if quietly else contextlib.nullcontext():
+        close()
+
+
+def _open(config, setup: setup_lib.Setup, workdir: str, is_writer: bool):
+  """(job, start, (states, data_state), host) of the run in `workdir`: checks the workdir's
+  config and rows, restores, drops rows past the restored step, then records the config."""
+  setup_lib.check_resumable(workdir, config)
+  job = describe(config, setup)
+  rows = resume.read_rows(workdir)   # a corrupt middle line stops the run, nothing changed
+  start, real_state, data_state, host = resume.restore(job, workdir, job.init_states(), rows,
+                                                       _say, is_writer)
+  data_state, host["data_capacity"] = job.fit_data(data_state, start, config.train.num_steps)
+  if is_writer:
+    kept = resume.truncate_rows(workdir, rows, start)
+  if jax.process_count() > 1:   # every process has read the old config.json first
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices("kcompress: workdir checked")
+  if is_writer:   # only now, with every check and the restore passed
+    setup_lib.write_config(workdir, config)
+    tensorboard_log.rebuild(workdir, kept)
+  mesh = setup.mesh
+  with jax.enable_x64(True):   # the generator state lives replicated on the mesh
+    data_state = mesh_lib.put(data_state, mesh_lib.replicated(mesh))
+  states = sweep.place(setup.layout, mesh_lib.put(real_state, mesh_lib.replicated(mesh)), mesh)
+  return job, start, (states, data_state), host
+
+
+class Actions:
+  """The loop's step and periodic actions of a run (log, two-part codes, probes, save)."""
+
+  def __init__(self, job: Job, out: Outputs, timer: loop.Timer, start: int):
+    config, setup = job.config, job.setup
+    self.job, self.setup, self.out, self.host, self.timer = job, setup, out, out.host, timer
+    self.start, self.num_steps = start, config.train.num_steps
+    self.sweep_step = sweep.make_step(setup.layout, setup.optimizer, config.optim,
+                                      self.host["schedule_steps"], setup.mesh)
+    self.two_part_eval = evals.TwoPartEval(job, self.num_steps)
+    self.probe_eval = evals.ProbeEval(job) if job.pipe.world is not None else None
+    self.tokens_per_step = config.train.batch_size * setup.spec.context_length
+    self.t0 = time.perf_counter() - self.host["elapsed_s"]
+    self.pace, self.frozen_seen, self.last_rows = loop.Pace(), set(), []
+
+  def periodic(self) -> list[loop.Periodic]:
+    config, at_start = self.job.config, self.job.eval_at_start
+    actions = [loop.Periodic("log", config.log_every, self.log, on_signal=True),
+               loop.Periodic("two_part", config.eval_every, self.two_part, at_start=at_start)]
+    if self.probe_eval is not None:
+      actions.append(loop.Periodic("probes", config.eval_every, self.probe, at_start=at_start))
+    actions.append(loop.Periodic("checkpoint", config.checkpoint_every, self.save,
+                                 on_signal=True))
+    return actions
+
+  def step(self, state):
+    states, data_state = state
+    data_state, batch, bayes_r = self.job.pipe.step(data_state)
+    states, m = self.sweep_step(states, batch)
+    return (states, data_state), (m, bayes_r, self.job.overflow(data_state))
+
+  def record(self, step_done: int, outputs) -> None:
     m, bayes_r, overflow = jax.device_get(outputs)
+    if step_done == self.start + 1:   # the first step (and its compilation) is done
+      self.pace.start(step_done, self.timer.seconds.get("train", 0.0))
     if overflow:   # this step's batch holds clipped entity ids: stop before logging it
       raise RuntimeError(
           f"step {step_done}: the stream created more entities than it has room for (the "
-          f"name space of {setup.spec.name_space} names, or the ids below injected entities); "
-          f"raise config.data.name_alphabet or config.data.name_length")
+          f"name space of {self.setup.spec.name_space} names, or the ids below injected "
+          f"entities); raise config.data.name_alphabet or config.data.name_length")
+    spe = self.job.pipe.steps_per_epoch
     epoch = (step_done - 1) // spe if spe else None
-    rows = metric_rows(step_done, setup, m, bayes_r, host, time.perf_counter() - t0, epoch)
+    rows = metric_rows(step_done, self.setup, m, bayes_r, self.host,
+                       time.perf_counter() - self.t0, epoch)
     for r in rows:
-      if r["frozen"] and (r["width"], r["seed"]) not in frozen_seen:
-        frozen_seen.add((r["width"], r["seed"]))
+      if r["frozen"] and (r["width"], r["seed"]) not in self.frozen_seen:
+        self.frozen_seen.add((r["width"], r["seed"]))
         _say(f"WARNING non-finite loss: width={r['width']} seed={r['seed']} frozen at step "
              f"{r['frozen_step']}")
-    writers["metrics"].write(rows)
-    events.write_metrics(rows)
-    last_rows[:] = rows
+    self.out.write("metrics", rows)
+    self.last_rows = rows
 
-  def log(step_done: int, state) -> None:
-    """Progress: the training rate (evaluations excluded) and the ETA of the training."""
-    now = timer.seconds.get("train", 0.0)
-    rate = (step_done - progress["step"]) * tokens_per_step / max(now - progress["time"], 1e-9)
-    eta = (num_steps - step_done) * tokens_per_step / max(rate, 1e-9)
-    first, last = last_rows[0], last_rows[-1]
-    _say(f"step {step_done}/{num_steps}  {rate:,.0f} tok/s  loss bits/token "
-         f"w{first['width']}={first['loss_bits']:.3f} w{last['width']}={last['loss_bits']:.3f}"
-         f"  ETA {eta:.0f}s")
-    progress.update(time=now, step=step_done)
+  def log(self, step_done: int, state) -> None:
+    """Progress: the training rate (evaluations and compilation excluded) and its ETA."""
+    del state
+    steps_per_s = self.pace.lap(step_done, self.timer.seconds.get("train", 0.0))
+    rate = (f"  {steps_per_s * self.tokens_per_step:,.0f} tok/s" if steps_per_s else "")
+    eta = (f"  ETA {(self.num_steps - step_done) / steps_per_s:.0f}s" if steps_per_s else "")
+    first, last = self.last_rows[0], self.last_rows[-1]
+    _say(f"step {step_done}/{self.num_steps}{rate}  loss bits/token w{first['width']}="
+         f"{first['loss_bits']:.3f} w{last['width']}={last['loss_bits']:.3f}{eta}")
 
-  def two_part(step_done: int, state) -> None:
-    preq = np.asarray(host["preq_bits_by_role"]).sum(-1)
-    rows = two_part_eval(step_done, state[0], preq, host["tokens_seen"])
-    writers["ksf"].write(rows)
-    events.write_ksf(rows)
+  def two_part(self, step_done: int, state) -> None:
+    preq = np.asarray(self.host["preq_bits_by_role"]).sum(-1)
+    rows = self.two_part_eval(step_done, state[0], preq, self.host["tokens_seen"])
+    self.out.write("ksf", rows)
     per_token = ", ".join(f"w{r['width']}={r['data_bits'] / max(r['data_tokens'], 1):.3f}"
                           for r in rows)
     _say(f"eval {step_done}: data bits/token of x under each model: {per_token}")
 
-  def probe(step_done: int, state) -> None:
-    rows = probe_eval(step_done, state[0], state[1], host["tokens_seen"])
-    writers["probes"].write(rows)
-    events.write_probes(rows)
+  def probe(self, step_done: int, state) -> None:
+    self.out.write("probes", self.probe_eval(step_done, state[0], state[1],
+                                             self.host["tokens_seen"]))
 
-  def save(step_done: int, state) -> None:
-    host["elapsed_s"] = time.perf_counter() - t0
-    checkpoint.save(mngr, step_done, sweep.unplace(layout, state[0], mesh), state[1], host)
+  def save(self, step_done: int, state) -> None:
+    self.host["elapsed_s"] = time.perf_counter() - self.t0
+    self.out.save(step_done, sweep.unplace(self.setup.layout, state[0], self.setup.mesh),
+                  state[1])
 
-  actions = [loop.Periodic("log", config.log_every, log, on_signal=True),
-             loop.Periodic("two_part", config.eval_every, two_part, at_start=job.eval_at_start)]
-  if probe_eval is not None:
-    actions.append(loop.Periodic("probes", config.eval_every, probe,
-                                 at_start=job.eval_at_start))
-  actions.append(loop.Periodic("checkpoint", config.checkpoint_every, save, on_signal=True))
 
-  def close() -> None:
-    for w in writers.values():
-      w.close()
-    events.close()
-    mngr.close()
-
+def _train(job: Job, workdir: str, start: int, state, host: dict, timer: loop.Timer,
+           is_writer: bool) -> list[dict]:
+  """Runs the loop from `start`; returns the last step's metrics rows. A stop signal saves
+  and exits (status 128 + signal); any failure closes the files quietly and propagates."""
+  out = Outputs(workdir, host, is_writer)
   try:
-    loop.run_loop((states, data_state), step_fn, start, num_steps, record, actions, timer)
+    with timer.phase("setup"):
+      actions = Actions(job, out, timer, start)
+    loop.run_loop(state, actions.step, start, job.config.train.num_steps, actions.record,
+                  actions.periodic(), timer)
   except loop.Stopped as stop:
-    close()
+    out.close()
     _say(f"signal {stop.signum}: checkpoint saved at step {stop.step}; exiting")
     raise SystemExit(128 + stop.signum) from None
   except BaseException:
-    close()
+    out.close(quietly=True)
     raise
-  close()
-  if not last_rows:   # nothing left to train: the final rows are on file
-    last_rows = [r for r in metrics.read_rows(paths["metrics"]) if r["step"] == num_steps]
-  with timer.phase("finish"):
-    if is_writer and job.finish is not None:
-      job.finish(workdir, host)
-  wall = time.perf_counter() - t_start
-  if is_writer:
-    with open(os.path.join(workdir, "timing.json"), "w") as f:
-      json.dump({"wall_s": wall, "steps": num_steps - start,
-                 "seconds": {k: round(v, 4) for k, v in timer.seconds.items()}}, f, indent=1)
+  out.close()
+  return actions.last_rows
+
+
+def run(config, workdir: str) -> dict:
+  """Trains the sweep of `config` in `workdir` (resuming if possible). Returns final rows."""
+  timer, t_start = loop.Timer(), time.perf_counter()
+  is_writer = jax.process_index() == 0
+  with timer.phase("setup"):
+    config = resolved_config(config)
+    setup = setup_lib.make_setup(config)
+    preflight.check_memory(setup, config.train.batch_size)
+  with workdir_lock.hold(workdir, enabled=is_writer):
+    with timer.phase("setup"):
+      job, start, state, host = _open(config, setup, workdir, is_writer)
+    num_steps = config.train.num_steps
+    last_rows = _train(job, workdir, start, state, host, timer, is_writer)
+    if not last_rows:   # nothing left to train: the final rows are on file
+      last_rows = [r for r in metrics.read_rows(resume.row_paths(workdir)["metrics"])
+                   if r["step"] == num_steps]
+    with timer.phase("finish"):
+      if is_writer and job.finish is not None:
+        job.finish(workdir, host)
+    wall = time.perf_counter() - t_start
+    if is_writer:
+      with open(os.path.join(workdir, "timing.json"), "w") as f:
+        json.dump({"wall_s": wall, "steps": num_steps - start,
+                   "seconds": {k: round(v, 4) for k, v in timer.seconds.items()}}, f, indent=1)
   _say("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in timer.seconds.items())
        + f" (wall {wall:.1f}s)")
   return {"rows": last_rows, "workdir": workdir}
