@@ -5,6 +5,15 @@ from __future__ import annotations
 from kcompress.analysis.summary import REFERENCE_BITS_PER_PARAM
 
 
+def rounded(x, decimals: int = 2) -> str:
+  """A headline number at its precision: None as "None", a whole number without decimals
+  (an occurrence count 256.0 -> "256"), anything else to `decimals` places (a rate of
+  31/128 probes -> "0.24"; 2 places resolve the ~1/100 steps of a few hundred probes)."""
+  if x is None:
+    return "None"
+  return f"{x:,.0f}" if float(x).is_integer() else f"{x:.{decimals}f}"
+
+
 def by_section(summary: dict) -> dict[str, str]:
   """{section: text} of the report, from the summary's numbers alone: code, roles, knowledge,
   hallucination, capacity, scaling, ksf, two_part, and finetune for fine-tuning runs."""
@@ -24,7 +33,7 @@ def by_section(summary: dict) -> dict[str, str]:
                     + ", ".join(f"width {m['width']}: {m['final_bits_per_token']['value']:.3f}"
                                 f" (Bayes {m['final_bayes_bits_per_token']['value']:.3f})"
                                 for m in models.values()) + ".")
-  half = ", ".join(f"width {m['width']}: {m['frequency_at_50pct_accuracy']}"
+  half = ", ".join(f"width {m['width']}: {rounded(m['frequency_at_50pct_accuracy'])}"
                    for m in models.values())
   lines["knowledge"] = (f"Occurrences needed for 50% top-1 accuracy on a revealed fact at the last "
                         f"eval: {half} (None: no bin reached 50%).")
@@ -71,14 +80,14 @@ def by_section(summary: dict) -> dict[str, str]:
     per = []
     for m in ft["models"].values():
       worst = min(m["forgetting"].items(), key=lambda kv: kv[1]) if m["forgetting"] else None
-      per.append(f"width {m['width']}: 50% acquisition at {m['repetitions_for_50pct']} "
+      per.append(f"width {m['width']}: 50% acquisition at {rounded(m['repetitions_for_50pct'])} "
                  f"deliveries; " + (f"largest accuracy drop {worst[1]:+.2f} in the {worst[0]} "
                                    f"bin; " if worst else "")
                  + f"overconfidence on never-seen entities (Zucchet et al.: confident-answer "
                  f"rate) {m['fresh_confident_before']} -> "
                  f"{m['fresh_confident_after']}")
     lines["finetune"] = (f"Fine-tuned from {ft['init_from']} with replay fraction "
-                         f"{ft['replay_fraction']}: " + "; ".join(per) + ".")
+                         f"{rounded(ft['replay_fraction'])}: " + "; ".join(per) + ".")
   return lines
 
 
