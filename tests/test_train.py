@@ -1,7 +1,15 @@
-"""The main job end to end on `:tiny`: metrics, resume, signals, non-finite models, bad input."""
+"""The main job end to end on `:tiny`: metrics, resume, signals, non-finite models, bad input,
+one run per workdir, rows against checkpoints, a file-size limit.
+
+CI time: tests that only read a finished run share `tiny_run` (60 steps, the CLI) or copy
+it; in-process runs keep the learning-rate horizon of 60 steps (`schedule_steps=60`) where
+the test does not depend on it, so they reuse its compiled step (persistent cache)."""
 
 import json
 import os
+import re
+import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +19,8 @@ import numpy as np
 import pytest
 
 from configs.sweep import get_config
-from kcompress import metrics, pretrain, setup as setup_lib, step as step_lib, train
+from kcompress import checkpoint, metrics, pretrain, resume, setup as setup_lib
+from kcompress import step as step_lib, train, workdir_lock
 from kcompress.data import roles
 from kcompress.errors import UserError
 
@@ -22,11 +31,11 @@ FIELDS |= {f"{p}_{r}" for p in ("bits", "bayes", "preq_bits", "bayes_bits")
            for r in roles.ROLE_NAMES}
 
 
-def _main(workdir, *overrides, wait=True):
+def _main(workdir, *overrides, wait=True, preexec_fn=None):
   cmd = [sys.executable, "-m", "kcompress.main", "--config=configs/sweep.py:tiny",
          f"--workdir={workdir}", *overrides]
   proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True)
+                          text=True, preexec_fn=preexec_fn)
   if wait:
     out, _ = proc.communicate(timeout=600)
     return proc.returncode, out
@@ -37,16 +46,30 @@ def _comparable(rows):
   return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]
 
 
+def _wait_for(path, proc, seconds=300):
+  deadline = time.time() + seconds
+  while not os.path.exists(path) and time.time() < deadline and proc.poll() is None:
+    time.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
+  """A 60-step :tiny run by the CLI, and a second run of the same command started on its
+  workdir while it holds its lock: {returncode, out, seconds} of that second run."""
   workdir = str(tmp_path_factory.mktemp("tiny"))
-  code, out = _main(workdir, "--config.train.num_steps=60")
-  assert code == 0, out
-  return workdir, metrics.read_rows(os.path.join(workdir, "metrics.jsonl")), out
+  first = _main(workdir, "--config.train.num_steps=60", wait=False)
+  _wait_for(workdir_lock.lock_path(workdir), first)
+  started = time.time()
+  code, second_out = _main(workdir, "--config.train.num_steps=60")
+  second = {"returncode": code, "out": second_out, "seconds": time.time() - started}
+  out, _ = first.communicate(timeout=600)
+  assert first.returncode == 0, out
+  rows = metrics.read_rows(os.path.join(workdir, "metrics.jsonl"))
+  return workdir, rows, out, {**second, "first_pid": first.pid}
 
 
 def test_metrics_fields_and_cumulative_bits(tiny_run):
-  workdir, rows, out = tiny_run
+  workdir, rows, out, _ = tiny_run
   cfg = get_config("tiny")
   models = [(w, s) for w in cfg.model.widths for s in cfg.sweep.seeds]
   assert len(rows) == 60 * len(models)
@@ -83,7 +106,7 @@ def test_metrics_fields_and_cumulative_bits(tiny_run):
 
 
 def test_resume_after_sigkill_matches_uninterrupted(tiny_run, tmp_path):
-  reference_dir, reference, _ = tiny_run
+  reference_dir, reference, _, _ = tiny_run
   workdir = str(tmp_path / "killed")
   proc = _main(workdir, "--config.train.num_steps=60", wait=False)
   ckpt = os.path.join(workdir, "checkpoints", "20")
@@ -93,9 +116,12 @@ def test_resume_after_sigkill_matches_uninterrupted(tiny_run, tmp_path):
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   assert proc.returncode == -signal.SIGKILL
+  assert os.path.exists(workdir_lock.lock_path(workdir))   # SIGKILL left the lock behind
   code, out = _main(workdir, "--config.train.num_steps=60")
   assert code == 0, out
   assert "resuming" in out
+  takeovers = [l for l in out.splitlines() if l.startswith("WARNING took over the lock")]
+  assert len(takeovers) == 1 and f"process {proc.pid} is gone" in takeovers[0], out
   rows = metrics.read_rows(os.path.join(workdir, "metrics.jsonl"))
   assert _comparable(rows) == _comparable(reference)
   assert (metrics.read_rows(os.path.join(workdir, "probes.jsonl")) ==
@@ -105,7 +131,7 @@ def test_resume_after_sigkill_matches_uninterrupted(tiny_run, tmp_path):
 def test_sigterm_leaves_checkpoint_at_current_step(tmp_path):
   workdir = str(tmp_path / "term")
   proc = _main(workdir, "--config.train.num_steps=5000", "--config.checkpoint_every=5000",
-               "--config.log_every=7", wait=False)
+               "--config.log_every=7", "--config.train.schedule_steps=60", wait=False)
   path = os.path.join(workdir, "metrics.jsonl")
   deadline = time.time() + 300
   while time.time() < deadline and proc.poll() is None and len(metrics.read_rows(path)) < 20:
@@ -118,12 +144,39 @@ def test_sigterm_leaves_checkpoint_at_current_step(tmp_path):
   assert steps == [last_row] and last_row < 5000
 
 
-def test_overrides_and_misspelled_key(tmp_path):
-  code, out = _main(str(tmp_path / "o"), "--config.model.widths=(8,24)",
-                    "--config.train.num_steps=3")
+def test_busy_workdir_second_run_exits_at_once_in_one_line(tiny_run):
+  """The second run on tiny_run's workdir (started while the first held its lock): status
+  2 within seconds, one line naming the holder, nothing touched; the first run ended with
+  every row (test_metrics_fields_and_cumulative_bits)."""
+  workdir, _, _, second = tiny_run
+  lines = [l for l in second["out"].splitlines() if l.strip()]
+  assert second["returncode"] == 2, second["out"]
+  assert len(lines) == 1 and lines[0].startswith("error: workdir "), lines
+  assert f"in use by pid {second['first_pid']} on host" in lines[0]
+  assert second["seconds"] < 60   # import and the lock check only (~3 s alone)
+  with open(os.path.join(workdir, "log.txt")) as f:
+    assert f.read().count("devices: ") == 1   # the second run never reached the log file
+  assert not os.path.exists(workdir_lock.lock_path(workdir))   # released at the end
+
+
+def test_impossible_sweep_refused_then_corrected_command_runs(tmp_path):
+  """widths=(100000,) on this CPU: one line naming the memory it needs, status 2, within
+  60 s, no config.json; the corrected command (here also checking that overrides of
+  tuples take effect) then runs in the same workdir. A misspelled key is refused."""
+  workdir = str(tmp_path / "o")
+  started = time.time()
+  code, out = _main(workdir, "--config.model.widths=(100000,)")
+  lines = [l for l in out.splitlines() if l.strip()]
+  assert code == 2, out
+  assert time.time() - started < 60
+  assert lines[-1].startswith("error: ") and "needs ~" in lines[-1], out
+  assert "GiB per device, the device has" in lines[-1] and "Traceback" not in out
+  assert len(lines) == 2   # the start line, then the error
+  assert not os.path.exists(os.path.join(workdir, "config.json"))
+  code, out = _main(workdir, "--config.model.widths=(8,)", "--config.train.num_steps=3")
   assert code == 0, out
   rows = metrics.read_rows(str(tmp_path / "o" / "metrics.jsonl"))
-  assert sorted({r["width"] for r in rows}) == [8, 24]
+  assert {r["width"] for r in rows} == {8}   # one model of width 8: the smallest compile
   code, out = _main(str(tmp_path / "m"), "--config.model.widht=3")
   assert code != 0 and "widht" in out
 
@@ -141,6 +194,7 @@ def test_nonfinite_model_flagged_and_others_train(tmp_path, monkeypatch, capsys)
   monkeypatch.setattr(step_lib, "init_sweep", poisoned)
   cfg = get_config("tiny")
   cfg.train.num_steps = 30
+  cfg.train.schedule_steps = 60
   train.run(cfg, str(tmp_path))
   rows = metrics.read_rows(str(tmp_path / "metrics.jsonl"))
   first = [r for r in rows if r["width"] == 16]
@@ -218,7 +272,7 @@ def _close(got, want, path="", rtol=1e-5):
 def test_final_numbers_match_the_pinned_run(tiny_run):
   """The :tiny run's final metrics, two-part and probe rows equal those recorded with the
   code before the loop, flax-model and placement changes (tests/data/tiny_pinned.json)."""
-  workdir, rows, _ = tiny_run
+  workdir, rows, _, _ = tiny_run
   with open(os.path.join(ROOT, "tests", "data", "tiny_pinned.json")) as f:
     pinned = json.load(f)
   final = lambda name: [r for r in metrics.read_rows(os.path.join(workdir, f"{name}.jsonl"))
@@ -230,7 +284,7 @@ def test_final_numbers_match_the_pinned_run(tiny_run):
 
 
 def test_timing_split_sums_to_the_wall_time(tiny_run):
-  workdir, _, out = tiny_run
+  workdir, _, out, _ = tiny_run
   with open(os.path.join(workdir, "timing.json")) as f:
     timing = json.load(f)
   assert {"setup", "train", "two_part", "probes", "checkpoint", "finish"} <= set(
@@ -241,7 +295,7 @@ def test_timing_split_sums_to_the_wall_time(tiny_run):
 
 def test_tensorboard_holds_the_metrics_values(tiny_run):
   from test_tensorboard import expected_events, read_events
-  workdir, rows, _ = tiny_run
+  workdir, rows, _, _ = tiny_run
   want = expected_events({k: metrics.read_rows(os.path.join(workdir, f"{k}.jsonl"))
                           for k in ("metrics", "probes", "ksf")})
   got = read_events(workdir)
@@ -251,8 +305,9 @@ def test_tensorboard_holds_the_metrics_values(tiny_run):
 
 
 def test_terminal_shows_only_the_tools_lines(tiny_run):
-  workdir, _, out = tiny_run
-  assert not [l for l in out.splitlines() if l[:1] in "IW" and l[1:5].isdigit()]  # absl lines
+  workdir, _, out, _ = tiny_run
+  assert not [l for l in out.splitlines() if l[:1] in "IWE" and l[1:5].isdigit()]  # absl lines
+  assert not re.search(r"\d\.\d{5,}", out)   # no raw floats (headline numbers are rounded)
   with open(os.path.join(workdir, "log.txt")) as f:
     assert "checkpoint" in f.read().lower()   # the libraries' INFO lines went here
 
@@ -277,8 +332,7 @@ def first_leg(tmp_path_factory):
 
 
 def _copy(src, dst):
-  import shutil
-  shutil.copytree(src, dst)
+  shutil.copytree(src, dst, ignore=shutil.ignore_patterns("report"))
   return str(dst)
 
 
@@ -294,7 +348,7 @@ def test_extending_in_two_legs_equals_one_run(first_leg, tiny_run, tmp_path):
   is the same 60 steps, the stream is the same stream)."""
   workdir = _copy(first_leg, tmp_path / "two_legs")
   train.run(_tiny(60), workdir)
-  reference_dir, reference, _ = tiny_run
+  reference_dir, reference, _, _ = tiny_run
   rows = metrics.read_rows(os.path.join(workdir, "metrics.jsonl"))
   _one_row_per_step_and_model(rows, 60)
   assert _comparable(rows) == _comparable(reference)
@@ -305,29 +359,27 @@ def test_extending_in_two_legs_equals_one_run(first_leg, tiny_run, tmp_path):
   assert final(workdir) == final(reference_dir)
 
 
-def test_extending_past_the_schedule_keeps_its_final_lr(tmp_path):
-  """Default rule: the horizon is the first start's num_steps; later steps run at the final
-  learning rate of the schedule."""
-  workdir = str(tmp_path / "run")
-  train.run(_tiny(20), workdir)
-  train.run(_tiny(30), workdir)
+def test_extending_past_the_schedule_keeps_its_final_lr(tiny_run, tmp_path):
+  """Default rule: the horizon is the first start's num_steps (tiny_run: 60, schedule_steps
+  0); later steps run at the final learning rate of the schedule."""
+  workdir = _copy(tiny_run[0], tmp_path / "run")
+  train.run(_tiny(70), workdir)
   rows = metrics.read_rows(os.path.join(workdir, "metrics.jsonl"))
-  _one_row_per_step_and_model(rows, 30)
+  _one_row_per_step_and_model(rows, 70)
   cfg = get_config("tiny")
-  schedule = step_lib.lr_schedule(cfg.optim, 20)
+  schedule = step_lib.lr_schedule(cfg.optim, 60)
   for r in rows:
     scale = step_lib.lr_for_width(cfg.optim, np.array([r["width"]]))[0]   # peak lr of the width
     # The lr logged at step t is the one used for update t (schedule at t - 1).
     assert r["lr"] == pytest.approx(scale * float(schedule(r["step"] - 1)), rel=1e-6)
-  assert {r["lr"] for r in rows if r["step"] > 20 and r["width"] == 16} == {
-      next(r["lr"] for r in rows if r["step"] == 21 and r["width"] == 16)}
+  assert {r["lr"] for r in rows if r["step"] > 60 and r["width"] == 16} == {
+      next(r["lr"] for r in rows if r["step"] == 61 and r["width"] == 16)}
 
 
 def test_damaged_latest_checkpoint_resume_from_the_previous(first_leg, tiny_run, tmp_path,
                                                            capsys):
   """checkpoints/40 lost an item: the run says so, resumes from step 20 and, shortened to
   20 steps, ends there with the rows of the one 60-step-schedule run."""
-  import shutil
   workdir = _copy(first_leg, tmp_path / "damaged")
   shutil.rmtree(os.path.join(workdir, "checkpoints", "40", "train"))
   train.run(_tiny(20), workdir)
@@ -346,11 +398,10 @@ def test_damaged_latest_checkpoint_resume_from_the_previous(first_leg, tiny_run,
 
 
 def test_every_checkpoint_damaged_starts_over(first_leg, tmp_path, capsys):
-  import shutil
   workdir = _copy(first_leg, tmp_path / "all_damaged")
   for step in ("20", "40"):
     shutil.rmtree(os.path.join(workdir, "checkpoints", step, "host"))
-  train.run(_tiny(3), workdir)
+  train.run(_tiny(3, schedule_steps=60), workdir)
   out = capsys.readouterr().out
   assert sum(l.startswith("WARNING checkpoint") for l in out.splitlines()) == 2
   assert "starting over" in out and "resuming" not in out
@@ -393,6 +444,97 @@ def test_torn_last_line_is_dropped_on_resume_and_in_analysis(first_leg, tmp_path
   assert "dropped a torn last line" in capsys.readouterr().out
   rows = metrics.read_rows(path)
   _one_row_per_step_and_model(rows, 40)
+
+
+# ------------------------------------------------------- rows against checkpoints, full disks
+
+
+def _rows_agree_with_checkpoints(workdir):
+  """Every checkpoint's rows are on file (`kcompress.resume`'s rule)."""
+  rows = resume.read_rows(workdir)
+  models = [(w, s) for w in get_config("tiny").model.widths for s in (0,)]
+  mngr = checkpoint.manager(workdir, create=False)
+  try:
+    for step in checkpoint.steps(workdir):
+      assert resume.rows_gap(rows, step, checkpoint.restore_host(mngr, step), models) is None
+  finally:
+    mngr.close()
+
+
+def test_rows_cut_behind_the_checkpoints_resume_from_an_older_one(tiny_run, tmp_path, capsys):
+  """metrics.jsonl lost its tail (rows end at step 30 beside checkpoints 20, 40, 60): the
+  rerun resumes from 20, saying so in one line, and ends with the uninterrupted run's rows,
+  rows and checkpoints agreeing."""
+  reference_dir, reference, _, _ = tiny_run
+  workdir = _copy(reference_dir, tmp_path / "cut")
+  path = os.path.join(workdir, "metrics.jsonl")
+  metrics.truncate_after(path, 30)
+  train.run(_tiny(60), workdir)
+  said = [l for l in capsys.readouterr().out.splitlines() if l.startswith("resuming")]
+  assert said == [f"resuming {workdir} from step 20, not 60: metrics.jsonl rows are complete "
+                  f"up to step 30 only (checkpoints 40, 60 moved to "
+                  f"{os.path.join(workdir, resume.AHEAD_FOLDER)})"]
+  assert _comparable(metrics.read_rows(path)) == _comparable(reference)
+  for k in ("probes", "ksf"):
+    assert (metrics.read_rows(os.path.join(workdir, f"{k}.jsonl"))
+            == metrics.read_rows(os.path.join(reference_dir, f"{k}.jsonl")))
+  assert checkpoint.steps(workdir) == [20, 40, 60]
+  _rows_agree_with_checkpoints(workdir)
+
+
+def test_rows_removed_after_a_run_refuse_then_start_over_as_told(first_leg, tiny_run, tmp_path):
+  """metrics.jsonl removed after a run (checkpoints 20, 40): no checkpoint is at or below
+  its rows, so the rerun refuses in one line naming the gap and how to start over, and
+  changes nothing; done as told, the run ends with every row (the uninterrupted run's),
+  rows and checkpoints agreeing."""
+  workdir = _copy(first_leg, tmp_path / "removed")
+  os.remove(os.path.join(workdir, "metrics.jsonl"))
+  with open(os.path.join(workdir, "probes.jsonl")) as f:
+    probes_before = f.read()
+  with pytest.raises(UserError) as err:
+    train.run(_tiny(40, schedule_steps=60), workdir)
+  message = str(err.value)
+  assert "\n" not in message and "complete up to step 0 only" in message
+  assert "behind every checkpoint (steps 20, 40)" in message
+  ckpts = os.path.join(workdir, "checkpoints")
+  assert f"move {ckpts} aside" in message
+  assert checkpoint.steps(workdir) == [20, 40]
+  with open(os.path.join(workdir, "probes.jsonl")) as f:
+    assert f.read() == probes_before
+  shutil.move(ckpts, ckpts + ".old")
+  train.run(_tiny(40, schedule_steps=60), workdir)
+  rows = metrics.read_rows(os.path.join(workdir, "metrics.jsonl"))
+  assert _comparable(rows) == _comparable([r for r in tiny_run[1] if r["step"] <= 40])
+  assert checkpoint.steps(workdir) == [20, 40]
+  _rows_agree_with_checkpoints(workdir)
+
+
+def _file_size_limit(kib: int):
+  return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (kib * 1024, resource.RLIM_INFINITY))
+
+
+def test_file_size_limit_stops_at_the_first_failed_write(tiny_run, tmp_path):
+  """ulimit -f 80 (KiB; a :tiny checkpoint holds a ~330 KB array file, so the save at step
+  20 fails): at most 5 lines on the terminal, one error naming the cause, status 2; the
+  rows written stay valid; rerun without the limit, the run ends equal to the
+  uninterrupted one."""
+  reference_dir, reference, _, _ = tiny_run
+  workdir = str(tmp_path / "limited")
+  code, out = _main(workdir, "--config.train.num_steps=60", preexec_fn=_file_size_limit(80))
+  lines = [l for l in out.splitlines() if l.strip()]
+  assert code == 2 and len(lines) <= 5 and "Traceback" not in out, out
+  errors = [l for l in lines if l.startswith("error: ")]
+  assert len(errors) == 1 and "file too large (a file-size limit: ulimit -f)" in errors[0]
+  assert errors[0] == lines[-1]
+  rows = metrics.read_rows(os.path.join(workdir, "metrics.jsonl"))   # no torn line
+  done = max(r["step"] for r in rows)
+  assert done < 60 and len(rows) == 2 * done and checkpoint.steps(workdir) == []
+  train.run(_tiny(60), workdir)
+  assert _comparable(metrics.read_rows(os.path.join(workdir, "metrics.jsonl"))) == (
+      _comparable(reference))
+  for k in ("probes", "ksf"):
+    assert (metrics.read_rows(os.path.join(workdir, f"{k}.jsonl"))
+            == metrics.read_rows(os.path.join(reference_dir, f"{k}.jsonl")))
 
 
 def test_finite_dataset_codes_compare_the_same_tokens(tmp_path):
