@@ -47,6 +47,9 @@ def run_laws() -> None:
     raise UserError(f"--replicates={_REPLICATES.value}: at least 2 independent streams")
   result = laws.bayes_laws(_CONFIG.value, _REPLICATES.value, _SENTENCES.value)
   laws.write(result, _OUT.value)
+  if result["sentences"] < result["sentences_requested"]:
+    print(f"note: {result['sentences']} sentences per stream, not {result['sentences_requested']}: "
+          "the name space holds no more (2 E[K_n] names)")
   print(f"Bayes data law (name + value bits per sentence, floor 0, n in "
         f"[{result['range'][0]:g}, {result['range'][1]:g}], {result['replicates']} streams): "
         f"{result['exponent']:.3f} [{result['ci'][0]:.3f}, {result['ci'][1]:.3f}] vs "

@@ -48,6 +48,20 @@ def entity_entropy_bits(alpha: float, beta: float) -> float:
   return float((special.digamma(beta + 1) - special.digamma(1 - alpha)) / math.log(2))
 
 
+def name_space_cap(spec, num_sentences: int) -> int:
+  """The largest N <= num_sentences whose streams the name space holds (2 E[K_N] <=
+  name_alphabet**name_length, as `spec.check_name_space` requires): at alpha 0.7 a long
+  stream creates more entities than a run's name space, and the law does not depend on it."""
+  fits = lambda n: 2 * theory.expected_num_entities(spec.alpha, spec.beta, n) <= spec.name_space
+  if fits(num_sentences):
+    return int(num_sentences)
+  lo, hi = 1, int(num_sentences)
+  while hi - lo > 1:
+    mid = (lo + hi) // 2
+    lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+  return lo
+
+
 def replicate_curves(spec, num_replicates: int, num_sentences: int, edges) -> dict:
   """Per replicate, the mean bits per sentence of each part in the bins [edges[b],
   edges[b+1]) of the 1-based sentence index: {knowledge, entity, new_rate} [R, B]."""
@@ -72,7 +86,8 @@ def bayes_laws(config, num_replicates: int = DEFAULT_REPLICATES,
   parts: {knowledge, new_rate}, entity_limit_bits, entity_end_bits, curve: {n, knowledge,
   entity, new_rate, expected_new_rate}, seconds}."""
   spec = spec_lib.data_spec(config.data)
-  spec_lib.check_name_space(spec, num_sentences)
+  requested = num_sentences
+  num_sentences = name_space_cap(spec, num_sentences)
   start = time.perf_counter()
   n_lo = max(10.0, START_BETAS * spec.beta)
   if num_sentences < 10 * n_lo:
@@ -102,6 +117,7 @@ def bayes_laws(config, num_replicates: int = DEFAULT_REPLICATES,
       "predicted_finite_range": finite_range,
       "exponent": head["a"], "ci": head["ci"], "verdict": v, "reason": reason,
       "decades": decades, "replicates": num_replicates, "sentences": num_sentences,
+      "sentences_requested": requested,
       "range": [n_lo, float(num_sentences)],
       "quantity": ("a in A n^-a (floor 0) of the Bayes code's name + value bits per sentence "
                    "(new names and first-revealed facts), replicate mean in log-bins of the "
@@ -142,4 +158,5 @@ def is_current(workdir: str, replicates: int, sentences: int) -> bool:
       old = json.load(f)
     except json.JSONDecodeError:
       return False
-  return old.get("replicates") == replicates and old.get("sentences") == sentences
+  return (old.get("replicates") == replicates
+          and old.get("sentences_requested", old.get("sentences")) == sentences)
