@@ -11,8 +11,9 @@ Variants:
   repetition count, with replayed stream rows (`replay_fraction`, 0 to 1). What it should
   show: injected facts are acquired in order of repetitions (wider models need fewer);
   without replay the pretraining bins are forgotten, rare ones first.
-- `tiny`: Gekhman et al. (2024)'s design at toy size, from `runs/sweep-tiny` (about two
-  minutes on this CPU): fine-tuning sets of `set_size` examples with 0/25/50/75/100%
+- `tiny`: Gekhman et al. (2024)'s design at toy size, from `runs/sweep-tiny` (6 minutes
+  measured on this project's shared 2-core CPU: six fine-tuning runs, mostly compilation):
+  fine-tuning sets of `set_size` examples with 0/25/50/75/100%
   Unknown examples (facts of new entities; the rest facts the pretrained models know best,
   by SliCK) plus the control (the 50% set's Known examples only), each trained for
   `epochs` epochs; outcome: accuracy on `heldout_size` held-out known facts, at early stop

@@ -180,7 +180,8 @@ def capacity(run: dict, path: str) -> None:
                  "o-", label=f"width {width}")
   for level, ref in ((100, 1.0), (1000, REFERENCE_BITS_PER_PARAM)):
     axes[0].axhline(ref, color="k", ls="--" if level == 1000 else ":",
-                    label=f"~{ref:g} bits/param (knowledge seen ~{level} times, Allen-Zhu & Li)")
+                    label=f"~{ref:g} bit{'s' * (ref != 1)}/param (knowledge seen ~{level} times, "
+                          f"Allen-Zhu & Li)")
   axes[0].set_yscale("log")
   axes[0].set_xlabel("step")
   axes[0].set_ylabel("fact + name bits stored (lower bound) / parameter")
