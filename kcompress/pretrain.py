@@ -73,7 +73,7 @@ def _stream_job(config, setup) -> Job:
              seen_counts=seen_counts, overflow=stream_overflow,
              next_sentences=hallucination.make_next_sentences(spec, world),
              finish=lambda workdir, host: (
-                 write_stream_baselines(spec, config, workdir, host["tokens_seen"]),
+                 finish_stream(spec, config, workdir, host["tokens_seen"]),
                  write_samples(workdir, setup, world, data_like, seen_counts)))
 
 
@@ -150,12 +150,27 @@ def _with_room(stream_state, spec: data.DataSpec):
                                fact_counts_ExA=pad(stream_state.fact_counts_ExA))
 
 
-
-
 def job(config, setup) -> Job:
   """The pretraining run of `config` (validated by `setup`)."""
   return _dataset_job(config, setup) if config.data.num_sentences > 0 else _stream_job(
       config, setup)
+
+
+def finish_stream(spec: data.DataSpec, config, workdir: str, num_tokens: int) -> None:
+  """After a stream run: its baselines (`write_stream_baselines`), the reference learners
+  priced on its batches (WORKDIR/reference_learners.json, `kcompress.reference`) and, when
+  config.laws.replicates > 0, the Bayes code's data law of its data spec
+  (WORKDIR/bayes_laws.json, `kcompress.data.laws`; kept when already measured at the same
+  sizes)."""
+  from kcompress import reference
+  from kcompress.data import laws
+  write_stream_baselines(spec, config, workdir, num_tokens)
+  reference.write_for_workdir(workdir)
+  replicates, sentences = (int(config.get("laws", {}).get(k, 0) or 0)
+                           for k in ("replicates", "sentences"))
+  if replicates > 0 and not laws.is_current(workdir, replicates, sentences):
+    laws.write(laws.bayes_laws(config, replicates, sentences),
+               os.path.join(workdir, "bayes_laws.json"))
 
 
 def write_stream_baselines(spec: data.DataSpec, config, workdir: str, num_tokens: int) -> None:

@@ -23,11 +23,13 @@ from kcompress import data, mesh as mesh_lib, model as model_lib, step as step_l
 from kcompress.errors import UserError
 
 # Fields added after runs existed, with the value those runs had (they resume as they ran).
-ADDED_FIELDS = {"data.packing": "stream", "model.dtype": "float32", "train.schedule_steps": 0}
+ADDED_FIELDS = {"data.packing": "stream", "model.dtype": "float32", "train.schedule_steps": 0,
+                "laws.replicates": 0, "laws.sentences": 0}
 # Fields a run may change when it resumes (full dotted names).
 # (train.schedule_steps: 0 on resume keeps the recorded horizon; another value must match it.)
 RESUMABLE_CHANGES = ("train.num_steps", "train.schedule_steps", "log_every", "eval_every",
-                     "checkpoint_every", "mesh.model", "mesh.data")
+                     "checkpoint_every", "mesh.model", "mesh.data", "laws.replicates",
+                     "laws.sentences")
 
 
 def sweep_models(config) -> list[tuple[int, int]]:
