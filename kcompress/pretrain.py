@@ -219,7 +219,8 @@ def write_samples(workdir: str, setup, world, data_like, seen_counts) -> None:
       return
   mngr = checkpoint.manager(workdir, create=False)
   try:
-    states, data_state, _ = checkpoint.restore(mngr, step, setup.init_state(), data_like)
+    states, data_state, _ = checkpoint.restore(mngr, step, jax.eval_shape(setup.init_state),
+                                               data_like)
   finally:
     mngr.close()
   seen = seen_counts(data_state, step)

@@ -35,6 +35,9 @@ from kcompress.data.text import decode_text, parse_sentence
 from kcompress.data.world import fact_values, name_codes
 
 MARKS = ("true", "false", "invented", "malformed")
+_name_codes = jax.jit(name_codes, static_argnums=0)
+_fact_values = jax.jit(fact_values, static_argnums=0)
+_bayes_bits = jax.jit(bayes_code_bits, static_argnums=0)
 
 
 @functools.partial(jax.jit, static_argnums=(1, 4))
@@ -74,15 +77,15 @@ def known_names(spec: DataSpec, world, seen: StreamState) -> dict[int, int]:
   """Name code -> entity, for every entity the data read holds."""
   entities = np.flatnonzero(np.asarray(seen.entity_counts_E) > 0)
   with jax.enable_x64(True):
-    codes = np.asarray(name_codes(spec, world, jnp.asarray(entities, jnp.int32)))
+    codes = np.asarray(_name_codes(spec, world, jnp.asarray(entities, jnp.int32)))
   return dict(zip(codes.tolist(), entities.tolist()))
 
 
 def _truth(spec: DataSpec, world, entity: int, attribute: int) -> int:
   """The world's value of (entity, attribute)."""
   with jax.enable_x64(True):
-    return int(np.asarray(fact_values(spec, world, jnp.asarray([entity], jnp.int32),
-                                      jnp.asarray([attribute], jnp.int32)))[0])
+    return int(np.asarray(_fact_values(spec, world, jnp.asarray([entity], jnp.int32),
+                                       jnp.asarray([attribute], jnp.int32)))[0])
 
 
 def bayes_sentence_bits(spec: DataSpec, world, seen: StreamState, parsed: dict,
@@ -111,7 +114,7 @@ def bayes_sentence_bits(spec: DataSpec, world, seen: StreamState, parsed: dict,
         synonym_count_before_NxF=jnp.asarray(c_syn[None], jnp.int32),
         attribute_N=one(a), value_N=one(parsed["value"]), first_reveal_N=one(not stated, bool),
         length_N=one(spec.name_length + len(syn) + 2))
-    bits = float(np.asarray(bayes_code_bits(spec, jax.tree.map(jnp.asarray, world), s).total_N)[0])
+    bits = float(np.asarray(_bayes_bits(spec, world, s).total_N)[0])
   return math.inf if stated and parsed["value"] != _truth(spec, world, entity, a) else bits
 
 
