@@ -62,6 +62,7 @@ def _data_regime(c: ml_collections.ConfigDict, gpu: bool) -> None:
   c.checkpoint_every = 1000
   c.probe.per_bin = 64
   c.probe.num_fresh = 256
+  c.probe.num_next = 1024
   c.ksf.sample_batches = 8
   c.ksf.precisions = (0, 4)
   if gpu:
@@ -84,11 +85,13 @@ def _long_regime(c: ml_collections.ConfigDict, gpu: bool) -> None:
   """`data` with two widths run ~10x longer: >= 1.5 decades of tokens after syntax is
   learned (~3e5 tokens on CPU), for the asymptotic end of the data law."""
   c.model.widths = (64, 128) if not gpu else (256, 1024)
+  c.data.name_alphabet = 72          # 72^3 = 373k names: room for E[K_n] at alpha 0.7
   c.train.num_steps = 32000          # 16 x 64 x 32000 = 33M token positions (grow in steps)
   c.log_every = 500
   c.eval_every = 2000
   c.checkpoint_every = 2000
   if gpu:
+    c.data.name_alphabet = 52        # 52^4 = 7.3M names
     c.train.num_steps = 200000       # 64 x 256 x 200000 = 3.3G token positions
     c.eval_every = 10000
     c.checkpoint_every = 10000
@@ -98,7 +101,7 @@ def _size_regime(c: ml_collections.ConfigDict, gpu: bool) -> None:
   """The capacity-limited regime on an unbounded tail: small widths (depth 1) on one long
   stream at a constant lr, until the small models' value excess flattens. A finite dataset
   would truncate the entity tail and add memorised row order to the name bits."""
-  c.data.name_alphabet = 48          # 48^3 = 110k names: room for E[K_n] at alpha 0.5
+  c.data.name_alphabet = 56          # 56^3 = 176k names: room for E[K_n] at alpha 0.7
   c.model.widths = (4, 8, 12, 16, 24, 32, 48)
   c.model.depth = 1
   c.model.head_dim = 4
@@ -134,6 +137,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.variant = variant
   if experiment in ("data", "data_long", "finetune"):
     _data_regime(c, gpu)
+    if experiment == "data":
+      c.probe.num_bins = 11          # bins to 1024+: the capacity row at >= 1000 exposures
     if experiment == "data_long":
       _long_regime(c, gpu)
   else:

@@ -91,6 +91,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.probe.per_bin = 64          # knowledge probes per occurrence bin (1, 2-3, 4-7, ...)
   c.probe.num_bins = 10
   c.probe.num_fresh = 128       # hallucination probes of each kind (fresh, unrevealed)
+  c.probe.num_next = 512        # sampled-error prompts: the stream's next sentences per eval
   c.probe.confident = 0.5       # a "confident answer": top-1 probability above this
   c.probe.seed = 0
 
@@ -131,6 +132,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.probe.per_bin = 8
     c.probe.num_bins = 5
     c.probe.num_fresh = 16
+    c.probe.num_next = 64
     c.checkpoint_every = 20
     c.laws.replicates = 0         # the law needs ~1 minute of streams: measured by tests apart
   elif variant == "gpu":

@@ -29,7 +29,7 @@ ADDED_FIELDS = {"data.packing": "stream", "model.dtype": "float32", "train.sched
 # (train.schedule_steps: 0 on resume keeps the recorded horizon; another value must match it.)
 RESUMABLE_CHANGES = ("train.num_steps", "train.schedule_steps", "log_every", "eval_every",
                      "checkpoint_every", "mesh.model", "mesh.data", "laws.replicates",
-                     "laws.sentences")
+                     "laws.sentences", "probe.num_next")
 
 
 def sweep_models(config) -> list[tuple[int, int]]:

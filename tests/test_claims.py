@@ -79,7 +79,11 @@ def fake_probe(width, step, *, fresh=0.2, unrevealed=0.25, shift=0.0, stored=0.3
           "capacity": cap, "hallucination": {"fresh": hall(fresh), "unrevealed": hall(unrevealed)},
           "bayes_hallucination": {"top1": 1 / 64, "entropy": 6.0, "kl": 0.0, "confident": 0.0},
           "facts": {"revealed": 1000, "singletons": 500, "occurrences": 20000,
-                    "singleton_fraction": 0.5, "missing_mass": 0.025}}
+                    "singleton_fraction": 0.5, "missing_mass": 0.025},
+          "sampled": {"error": 0.005, "error_seen": 0.0, "error_unrevealed": 0.5,
+                      "error_unseen": 0.9, "greedy_error": 0.004, "n": 512,
+                      "bayes_error": 0.024, "missing_mass": 0.025, "missing_mass_py": 0.026,
+                      "delta": 0.005}}
 
 
 def fake_config(alpha, **extra):
@@ -201,8 +205,8 @@ def test_run_claims_rows_and_probe_claims(fake_claims, monkeypatch):
     s = by_id(r, "syntax_first", m)
     assert s["verdict"] == "consistent" and s["measured"] > 0.5, s   # values far from their floor
     assert by_id(r, "frequency_order", m)["verdict"] == "consistent"
-    f = by_id(r, "hallucination_floor", m)
-    assert f["predicted"] == 0.5 and f["verdict"] == "inconsistent"   # 0.25 << 0.5
+    f = by_id(r, "hallucination_floor", m)   # sampled error 0.005 (Wilson <= 0.0145) < 0.02
+    assert f["predicted"] == pytest.approx(0.02) and f["verdict"] == "inconsistent", f
   assert by_id(r, "wider_rarer")["verdict"] == "consistent"
   h = by_id(r, "hallucination_persists")
   assert h["model"] == "64/0" and h["measured"] == pytest.approx(0.2, abs=1 / NUM_FRESH)
