@@ -308,7 +308,8 @@ def test_size_law_decomposed_on_a_stream():
   run["models"][(64, 0)] = fake_metrics((64,), alpha, 1.0, 1500, seed=3, scale=1.0)
   rows = {c["id"]: c for c in claims_size.claims_size(run)}
   assert "64: value excess still changing" in rows["size_exponent"]["reason"]
-  assert [p["width"] for p in rows["size_stored_entities"]["points"]] == [8, 16, 32]
+  assert [(p["width"], p["capacity_limited"]) for p in rows["size_stored_entities"]["points"]] == [
+      (8, True), (16, True), (32, True), (64, False)]
 
 
 def test_params_body_is_the_models_count_without_embeddings():

@@ -94,11 +94,12 @@ def _entities_known(parts, values: int, accuracies=None) -> float:
 
 def size_points(run: dict) -> dict:
   """Per model: params, params_body, value excess (final, se, change), stored entities m and
-  why a model is left out; plus the oracle curve. {models, excluded, oracle, why}."""
+  why a model is left out; plus the oracle curve. {models (capacity-limited), excluded
+  (why not), all (every model with a first pass, `capacity_limited`), oracle}."""
   cfg = run["config"]
   ref = run.get("reference") or {}
   values = int(cfg["data"].get("values_per_attribute", 64))
-  models, excluded = [], []
+  models, excluded, everyone = [], [], []
   for key, rows in run["models"].items():
     rows, why = first_pass(run, rows)
     if why:
@@ -121,9 +122,11 @@ def size_points(run: dict) -> dict:
       reasons.append(f"value excess still changing ({fmt(100 * change)}% over the last 25%)")
     if not (is_finite(m) and m > 0):
       reasons.append("no stored-entity count (probes or reference_learners.json missing)")
+    row["capacity_limited"] = not reasons
+    everyone.append(row)
     (excluded.append(f"{key[0]}: " + ", ".join(reasons)) if reasons else models.append(row))
   return {"models": sorted(models, key=lambda r: r["params"]), "excluded": excluded,
-          "oracle": ref.get("oracle") or {}}
+          "all": sorted(everyone, key=lambda r: r["params"]), "oracle": ref.get("oracle") or {}}
 
 
 def _fit(x, y, draws_xy) -> tuple[float, tuple]:
@@ -176,14 +179,18 @@ def claims_size(run: dict) -> list[dict]:
        "a in A P^-a of the final value excess vs parameters without embeddings", pred,
        "1/alpha - 1 (with m ~ P)"))
   bad = wrong_regime(run)
-  pts = {"models": [], "excluded": [], "oracle": {}} if bad else size_points(run)
+  pts = {"models": [], "excluded": [], "all": [], "oracle": {}} if bad else size_points(run)
   models = pts["models"]
   note = ("capacity-limited widths: " + (", ".join(str(r["width"]) for r in models) or "none")
           + ("; excluded: " + "; ".join(pts["excluded"]) if pts["excluded"] else ""))
+  keys = ("width", "params", "params_body", "stored_entities", "value_excess", "capacity_limited")
+  points = [{k: r[k] for k in keys} for r in pts["all"]]
   if bad or len(models) < MIN_SIZE_WIDTHS:
     why = bad or f"{len(models)} capacity-limited widths (< {MIN_SIZE_WIDTHS})"
-    return [claim_row(cid, claim, q, p, None, None, "point", formula=f, ok=False, why_not=why,
+    rows = [claim_row(cid, claim, q, p, None, None, "point", formula=f, ok=False, why_not=why,
                       note=note) for cid, claim, q, p, f in heads]
+    rows[0]["points"] = points
+    return rows
   pb = np.array([r["params_body"] for r in models], float)
   pa = np.array([r["params"] for r in models], float)
   m = np.array([r["stored_entities"] for r in models], float)
@@ -208,6 +215,5 @@ def claims_size(run: dict) -> list[dict]:
   rows = [claim_row(cid, claim, q, p, v, ci, "point", formula=f, note=n)
           for (cid, claim, q, p, f), (v, ci), n in zip(heads, measured, notes)]
   rows[1]["reference_exponent"] = -oracle if is_finite(oracle) else None
-  rows[0]["points"] = [{k: r[k] for k in ("width", "params", "params_body", "stored_entities",
-                                          "value_excess")} for r in models]
+  rows[0]["points"] = points
   return rows

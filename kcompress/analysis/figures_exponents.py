@@ -63,21 +63,29 @@ def local_exponents(series: dict, alpha: float, path: str) -> None:
 
 
 def size_law(decomp: dict, path: str) -> None:
-  """Stored entities m vs parameters, value excess vs m (models and the top-m oracle)."""
+  """Stored entities m vs parameters, value excess vs m (models at their last eval, hollow
+  where still learning, and the top-m oracle on the same stream)."""
   models = decomp.get("models") or []
   if not models:
     return
   plt = pyplot()
   fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
-  p = np.array([m["params_body"] for m in models], float)
-  m = np.array([m["stored_entities"] for m in models], float)
-  ex = np.array([m["value_excess"] for m in models], float)
-  ax.loglog(p, m, "o")
-  for row in models:
-    ax.annotate(f"w{row['width']}", (row["params_body"], row["stored_entities"]), fontsize=7)
+  for limited, label in ((True, "capacity-limited"), (False, "still learning (left out)")):
+    sel = [r for r in models if r.get("capacity_limited", True) == limited
+           and r["stored_entities"] > 0]
+    if not sel:
+      continue
+    face = None if limited else "none"
+    ax.loglog([r["params_body"] for r in sel], [r["stored_entities"] for r in sel], "o",
+              color="C0", mfc=face, label=label)
+    bx.loglog([r["stored_entities"] for r in sel], [r["value_excess"] for r in sel], "o",
+              color="C0", mfc=face, label=f"models, {label}")
+    for r in sel:
+      ax.annotate(f"w{r['width']}", (r["params_body"], r["stored_entities"]), fontsize=7)
   ax.set_xlabel("parameters (without embeddings)")
   ax.set_ylabel("stored entities m (probes)")
-  bx.loglog(m, ex, "o", label="models (last eval)")
+  if ax.lines:
+    ax.legend(fontsize=7)
   o = decomp.get("oracle") or {}
   if o.get("m"):
     bx.loglog(o["m"], o["value_excess"], "-", label="oracle: the m most frequent entities")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 
-from kcompress.analysis import claims, design_files, figures, load, readings
+from kcompress.analysis import claims, design_files, figures, figures_exponents, load, readings
 from kcompress.analysis import summary as summary_lib
 
 
@@ -34,6 +34,7 @@ def write_report(workdir: str) -> dict:
   figures.capacity(run, png("capacity.png"))
   figures.structure_function(run, png("ksf.png"))
   figures.finetune(run, summary, png("finetune.png"))
+  law_pngs = figures_exponents.report_figures(summary, out)
   with open(os.path.join(out, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2, sort_keys=True, default=lambda x: None)
   r = readings.by_section(summary)
@@ -41,7 +42,8 @@ def write_report(workdir: str) -> dict:
         "## Claims and verdicts", "", *claims.markdown_table(summary["claims"]), "",
         "## Code lengths", "![](code_lengths.png)", "", r["code"], "",
         "## Bits by role", "![](bits_by_role.png)", "", r["roles"], "",
-        "## Scaling", "![](scaling.png)", "", r["scaling"], "",
+        "## Scaling", "![](scaling.png)", *[f"![]({p})" for p in law_pngs], "",
+        r["scaling"], "",
         "## Knowledge acquisition", "![](knowledge.png)", "", r["knowledge"], "",
         "## Hallucination", "![](hallucination.png)", "", r["hallucination"], "",
         "## Knowledge capacity", "![](capacity.png)", "", r["capacity"], "",

@@ -156,6 +156,8 @@ def summarize(run: dict) -> dict:
       "tokens": run["compressors"].get("num_tokens"),
   }
   summary["claims"] = claims.run_claims(run, summary)
+  summary["size_oracle"] = {k: (run.get("reference") or {}).get("oracle", {}).get(k)
+                            for k in ("m", "value_excess", "window_steps", "entities")}
   return summary
 
 
