@@ -9,9 +9,10 @@ Under `main`, each of these prints one line on stderr, its traceback going to th
 - a failed write for want of resources (a full disk, a file-size limit, a read-only or
   unwritable location; also when a library wraps the OSError, as orbax/tensorstore do):
   `error: cannot write <file>: <cause>; ...`, exit status 2 (`resource_error`);
-- Ctrl-C (KeyboardInterrupt) outside the training loop (which saves a checkpoint first):
-  `interrupted`, exit status 130, leaving at once (no interpreter teardown, whose
-  threads can crash on an interrupted compile); a second Ctrl-C is ignored meanwhile.
+- Ctrl-C (SIGINT) outside the training loop (which saves a checkpoint first): `interrupted`,
+  exit status 130, from the signal handler itself (the workdir's lock released), leaving at
+  once (no interpreter teardown, whose threads can crash on an interrupted compile); a
+  second Ctrl-C is ignored meanwhile.
 Other exceptions (bugs) keep their traceback. Library logs go to the terminal only when
 `--verbosity` is given explicitly; with a log file, none at all: they, and the libraries'
 Python warnings, are in the file.
@@ -30,10 +31,13 @@ import sys
 
 from absl import app, flags, logging
 
+from kcompress import workdir_lock
 from kcompress.errors import UserError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130   # 128 + SIGINT, as a shell reports a Ctrl-C
+INTERRUPTED = ("interrupted (Ctrl-C); checkpoints on file are intact: rerun the same command "
+               "to resume")
 # What a failed write for want of resources means, by errno.
 RESOURCE_ERRNOS = {
     errno.ENOSPC: "no space left on the device",
@@ -143,12 +147,11 @@ def stderr_to_log_file():
 
 
 def print_error(message: str) -> None:
-  """`message` as one line on the terminal's stderr."""
-  sys.stderr.flush()
-  if _terminal_fd is None:
-    print(message, file=sys.stderr, flush=True)
-  else:
-    os.write(_terminal_fd, (message + "\n").encode())
+  """`message` as one line on the terminal's stderr (one unbuffered write: safe inside a
+  signal handler that interrupted another write)."""
+  with contextlib.suppress(Exception):
+    sys.stderr.flush()
+  os.write(2 if _terminal_fd is None else _terminal_fd, (message + "\n").encode())
 
 
 def resource_error(exc: BaseException) -> str | None:
@@ -192,21 +195,31 @@ def _exit_now(message: str, status: int) -> None:
   interpreter teardown, whose library threads (orbax's, after a failed write; XLA's,
   after an interrupted compile) print tracebacks or crash."""
   signal.signal(signal.SIGINT, signal.SIG_IGN)   # a second Ctrl-C changes nothing now
-  _to_log_files(message, sys.exc_info())
   print_error(message)
-  sys.stdout.flush()
-  _flush_log_files()
+  with contextlib.suppress(Exception):
+    _to_log_files(message, sys.exc_info())
+    sys.stdout.flush()
+    _flush_log_files()
   os._exit(status)
+
+
+def _interrupt_now(signum, frame) -> None:
+  """SIGINT outside the training loop: leave at once (an exception raised in its place can
+  be swallowed: by a garbage-collection callback of XLA, say). Nothing there needs
+  finishing: every write outside the loop replaces its file atomically or is rebuilt."""
+  del signum, frame
+  workdir_lock.release_all()
+  _exit_now(INTERRUPTED, EXIT_INTERRUPTED)
 
 
 def _guarded(main):
   def wrapped(argv):
     quiet_terminal()
+    signal.signal(signal.SIGINT, _interrupt_now)   # the training loop installs its own
     try:
       return main(argv)
     except KeyboardInterrupt:
-      _exit_now("interrupted (Ctrl-C); checkpoints on file are intact: rerun the same command "
-                "to resume", EXIT_INTERRUPTED)
+      _exit_now(INTERRUPTED, EXIT_INTERRUPTED)
     except UserError as e:
       _to_log_files(f"error: {e}", sys.exc_info())   # the traceback, for the log file
       print_error(f"error: {e}")

@@ -8,7 +8,8 @@ proc_start}; a daemon thread touches it every HEARTBEAT_S seconds. A lock whose 
 gone is taken over with one WARNING line: on this host, when its pid no longer runs (or
 now names another process); from another host, when its heartbeat is older than STALE_S.
 Holding is reentrant within a process (`kcompress.main` holds it around `train.run`, which
-holds it too). Only process 0 of a multi-process job takes it (`enabled`).
+holds it too). Only process 0 of a multi-process job takes it (`enabled`). An unreadable
+lock (being written by a run starting at the same moment) counts as busy for CREATING_S.
 `holder(workdir)` tells a reader whether a run is writing the workdir now.
 """
 
@@ -28,6 +29,7 @@ from kcompress.errors import UserError
 LOCK_NAME = "run.lock"
 HEARTBEAT_S = 30.0    # seconds between touches of the lock file
 STALE_S = 600.0       # another host's lock with no heartbeat for this long is stale
+CREATING_S = 10.0     # an unreadable lock younger than this is being written: busy
 
 _held: dict[str, bool] = {}   # realpaths of the workdirs this process holds
 
@@ -76,20 +78,23 @@ def _read(path: str) -> dict | None:
 
 
 def stale_reason(info: dict, path: str, now: float) -> str | None:
-  """Why the lock described by `info` (file `path`) is stale, or None while its holder lives."""
-  if not info:
-    return "an unreadable lock file"
-  if info.get("host") == socket.gethostname():
-    return None if _alive(info) else f"process {info.get('pid')} is gone"
+  """Why the lock described by `info` (file `path`) is stale, or None while its holder lives.
+  An unreadable lock is one being written for CREATING_S seconds, then stale."""
   try:
     age = now - os.path.getmtime(path)
   except OSError:
     return "the lock file vanished"
+  if not info:
+    return f"an unreadable lock file, {age:.0f} s old" if age > CREATING_S else None
+  if info.get("host") == socket.gethostname():
+    return None if _alive(info) else f"process {info.get('pid')} is gone"
   return f"no heartbeat for {age:.0f} s (> {STALE_S:.0f} s)" if age > STALE_S else None
 
 
 def describe(info: dict) -> str:
-  return (f"pid {info.get('pid')} on host {info.get('host')} (started {info.get('started')})")
+  if not info:
+    return "a run starting now (its lock is being written)"
+  return f"pid {info.get('pid')} on host {info.get('host')} (started {info.get('started')})"
 
 
 def holder(workdir: str) -> dict | None:
@@ -163,6 +168,13 @@ def _release(path: str) -> None:
       os.remove(path)
 
 
+def release_all() -> None:
+  """Releases every lock this process holds (an exit that skips the `hold` blocks)."""
+  for key in list(_held):
+    _release(lock_path(key))
+    del _held[key]
+
+
 def make_workdir(workdir: str) -> None:
   """Creates `workdir` (and its parents); a UserError naming the path when it cannot."""
   try:
@@ -171,7 +183,8 @@ def make_workdir(workdir: str) -> None:
     raise UserError(f"--workdir={workdir}: cannot create it ({e.strerror}: "
                     f"{e.filename or workdir}); choose a writable location") from None
   if not os.access(workdir, os.W_OK | os.X_OK):
-    raise UserError(f"--workdir={workdir}: not writable (permission denied)")
+    raise UserError(f"--workdir={workdir}: not writable (a read-only file system, or no "
+                    f"write permission)")
 
 
 @contextlib.contextmanager
