@@ -74,8 +74,8 @@ def by_section(summary: dict) -> dict[str, str]:
                  f"deliveries; " + (f"largest accuracy drop {worst[1]:+.2f} in the {worst[0]} "
                                    f"bin; " if worst else "")
                  + f"overconfidence on never-seen entities (Zucchet et al.: confident-answer "
-                 f"rate) {m['fresh_confident_before']} -> "
-                 f"{m['fresh_confident_after']}")
+                 f"rate) {rounded(m['fresh_confident_before'])} -> "
+                 f"{rounded(m['fresh_confident_after'])}")
     lines["finetune"] = (f"Fine-tuned from {ft['init_from']} with replay fraction "
                          f"{rounded(ft['replay_fraction'])}: " + "; ".join(per) + ".")
   return lines
