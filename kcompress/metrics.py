@@ -8,6 +8,8 @@ Every reader goes through `read_rows`, so a file reads the same way everywhere:
     is guessed and nothing is changed;
   * blank lines carry nothing and are skipped.
 
+Whole JSON files of a workdir are written by `write_json` (atomically).
+
 On resume, `truncate_after` drops rows past the restored step (and a torn last line) by
 an atomic rewrite, so the final file holds exactly one row per (step, model). It reads
 through `read_rows`, so a corrupt middle line stops it before the file is touched.
@@ -21,6 +23,16 @@ import os
 from absl import logging
 
 from kcompress.errors import UserError
+
+
+def write_json(path: str, obj, **dump_kwargs) -> None:
+  """`obj` as JSON at `path`, atomically: a reader (the analysis of a running workdir) or a
+  crash sees the old file or the new one, never a cut one."""
+  with open(path + ".tmp", "w") as f:
+    json.dump(obj, f, **dump_kwargs)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(path + ".tmp", path)
 
 
 def _parse(line: bytes):

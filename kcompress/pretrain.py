@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kcompress import data, hallucination
+from kcompress import data, hallucination, metrics
 from kcompress.data import price, roles, source, stats as data_stats
 from kcompress.errors import UserError
 from kcompress.job import DataPipe, Job, model_batch
@@ -191,15 +191,14 @@ def write_stream_baselines(spec: data.DataSpec, config, workdir: str, num_tokens
   stream = data.generate_stream(spec, config.seed, num_sentences)
   tokens = stream.tokens.token[:num_tokens]
   used = int(np.searchsorted(np.cumsum(stream.sentences.length_N), num_tokens, side="left")) + 1
-  with open(os.path.join(workdir, "oracle_ksf.json"), "w") as f:
-    json.dump(oracle.oracle_ksf_of_stream(spec, stream, used), f)
+  metrics.write_json(os.path.join(workdir, "oracle_ksf.json"),
+                     oracle.oracle_ksf_of_stream(spec, stream, used))
   stats = data_stats.stream_stats(spec.alpha, spec.beta, stream.sentences.entity_N[:used],
                                   stream.sentences.is_new_N[:used])
-  with open(os.path.join(workdir, "stream_stats.json"), "w") as f:
-    json.dump(stats, f)
-  with open(os.path.join(workdir, "compressors.json"), "w") as f:   # last: marks them done
-    json.dump({"num_tokens": int(num_tokens),
-               "bits": compressors.compressed_bits(tokens, spec.vocab_size)}, f)
+  metrics.write_json(os.path.join(workdir, "stream_stats.json"), stats)
+  metrics.write_json(os.path.join(workdir, "compressors.json"),   # last: marks them done
+                     {"num_tokens": int(num_tokens),
+                      "bits": compressors.compressed_bits(tokens, spec.vocab_size)})
 
 
 SAMPLES_PER_WIDTH = 3   # sentences of each width's first seed in WORKDIR/samples.jsonl
@@ -208,8 +207,10 @@ SAMPLES_PER_WIDTH = 3   # sentences of each width's first seed in WORKDIR/sample
 def write_samples(workdir: str, setup, world, data_like, seen_counts) -> None:
   """WORKDIR/samples.jsonl: SAMPLES_PER_WIDTH sentences written by each width's first seed at
   the last checkpoint, marked against the world (`kcompress.sampling`; the report shows
-  them). Skipped when they exist for that step already."""
+  them). Skipped when they exist for that step already, and in multi-process runs."""
   from kcompress import checkpoint, sampling
+  if jax.process_count() > 1:   # orbax managers wait for every process; finish runs on one
+    return                      # (`python -m kcompress.sample` afterwards, one process)
   step = checkpoint.steps(workdir)[-1]
   path = os.path.join(workdir, "samples.jsonl")
   if os.path.exists(path):

@@ -29,7 +29,6 @@ batches the models saw. JSON (bits; per step s of the run):
 
 from __future__ import annotations
 
-import json
 import math
 import os
 
@@ -155,11 +154,9 @@ def reference_learners(config, rows: list[dict], eval_steps=(),
 
 def write(workdir: str, config, rows: list[dict], eval_steps=()) -> str:
   """Writes WORKDIR/reference_learners.json; returns its path."""
+  from kcompress import metrics
   path = os.path.join(workdir, "reference_learners.json")
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(reference_learners(config, rows, eval_steps), f)
-  os.replace(tmp, path)
+  metrics.write_json(path, reference_learners(config, rows, eval_steps))
   return path
 
 

@@ -143,7 +143,7 @@ def _placed_run(batch_size: int = 8) -> dict:
       read_at_P=rng.integers(0, C, P).astype(np.int32),
       value_token_P=(spec.val0 + attribute * Va + rng.integers(0, Va, P)).astype(np.int32),
       attribute_P=attribute, kind_P=np.zeros(P, np.int32), bin_P=np.zeros(P, np.int32),
-      count_P=np.zeros(P, np.int32), weight_P=np.ones(P))
+      count_P=np.zeros(P, np.int32), weight_P=np.ones(P), name_weight_P=np.ones(P))
   widths, seeds = [w for w, _ in PLACED_MODELS], [s for _, s in PLACED_MODELS]
   opt = step_lib.make_optimizer(cfg.optim, PLACED_STEPS)
   initial = jax.device_get(sweep.init(sweep.make_layout(cfg.model, V, C, PLACED_MODELS),

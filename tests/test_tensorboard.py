@@ -100,19 +100,27 @@ def expected(kind, row):
       out[f"code/bayes_bits_{role}"] = row[f"bayes_bits_{role}"]
       if row[f"bayes_bits_{role}"] > 0:
         out[f"code/preq_over_bayes_{role}"] = row[f"preq_bits_{role}"] / row[f"bayes_bits_{role}"]
+    if "tokens_entity" in row:   # the entity-choice part of the name role (first name tokens)
+      for f, tag in (("bits_entity", "loss/bits_entity"), ("bayes_entity", "bayes/bits_entity"),
+                     ("tokens_entity", "tokens/entity")):
+        if num(row[f]):
+          out[tag] = row[f]
   elif kind == "probes":
     for b, figs in row["knowledge"].items():
       b = b.replace("+", "plus")
       out[f"accuracy/occ_{b}"] = figs["accuracy"]
       out[f"value_bits/occ_{b}"] = figs["bits"]
       out[f"stored_bits/occ_{b}"] = figs["stored_bits"]
-      for f in ("n", "facts", "fact_entropy_bits"):
-        out[f"knowledge/{f}_occ_{b}"] = figs[f]
+      for f, x in figs.items():   # n, facts, entropy, capacity parts: under knowledge/
+        if f not in ("accuracy", "bits", "stored_bits"):
+          out[f"knowledge/{f}_occ_{b}"] = x
     for kind_, figs in row["hallucination"].items():
       out.update({f"hallucination/{f}_{kind_}": v for f, v in figs.items()})
     out.update({f"hallucination/{f}_bayes": v for f, v in row["bayes_hallucination"].items()})
     out.update({f"capacity/{f}": v for f, v in row["capacity"].items()})
     out.update({f"facts/{f}": v for f, v in row["facts"].items()})
+    out.update({f"other/sampled/{f}": v for f, v in (row.get("sampled") or {}).items()
+                if num(v)})
   else:
     for f in ("data_tokens", "sample_batches", "preq_bits", "data_bits", "seen_data_bits",
               "prequential_complexity_bits"):

@@ -6,7 +6,7 @@
 
 from absl import flags
 
-from kcompress import cli
+from kcompress import cli, workdir_lock
 from kcompress.analysis import compare, report
 from kcompress.errors import UserError
 
@@ -24,6 +24,10 @@ def main(argv):
     raise UserError("--out=DIR is required when several --workdir are given")
   summaries = []
   for workdir in workdirs:
+    busy = workdir_lock.holder(workdir)
+    if busy:
+      print(f"note: {workdir} is being written by {workdir_lock.describe(busy)}: the report "
+            "is of the rows on file now")
     summary = report.write_report(workdir)
     summaries.append(summary)
     for line in report.headline_lines(summary):

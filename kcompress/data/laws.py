@@ -139,12 +139,12 @@ def bayes_laws(config, num_replicates: int = DEFAULT_REPLICATES,
 
 def write(result: dict, path: str) -> None:
   """`result` as JSON at `path` and its figure at the same path with .png."""
+  from kcompress import metrics
   from kcompress.analysis import figures_exponents
   parent = os.path.dirname(os.path.abspath(path))
   if not os.path.isdir(parent):
     raise UserError(f"--out={path}: the directory {parent} does not exist")
-  with open(path, "w") as f:
-    json.dump(result, f, indent=1)
+  metrics.write_json(path, result, indent=1)
   figures_exponents.bayes_law(result, os.path.splitext(path)[0] + ".png")
 
 
