@@ -92,7 +92,7 @@ def log_bins(tokens) -> list[np.ndarray]:
   return [good[idx == b] for b in range(nb) if np.any(idx == b)]
 
 
-def _bin_mean(x, groups) -> np.ndarray:
+def bin_mean(x, groups) -> np.ndarray:
   """Mean of the finite x in each group of steps (NaN where none)."""
   out = []
   for g in groups:
@@ -109,7 +109,7 @@ def knowledge_phase(rows: list[dict], config: dict) -> dict:
   s = step_series(rows, config)
   groups = log_bins(s["tokens"])
   centre = np.array([math.exp(np.mean(np.log(s["tokens"][g]))) for g in groups])
-  syn, syn_f = _bin_mean(s["syntax"], groups), _bin_mean(s["syntax_floor"], groups)
+  syn, syn_f = bin_mean(s["syntax"], groups), bin_mean(s["syntax_floor"], groups)
   vw = s["value_weight"]
   val = np.array([np.dot(vw[g], s["value"][g]) for g in groups])
   val_f = np.array([np.dot(vw[g], s["value_floor"][g]) for g in groups])
@@ -120,8 +120,8 @@ def knowledge_phase(rows: list[dict], config: dict) -> dict:
   hit = np.flatnonzero(syn_rel <= FLOOR_TOL)
   val_hit = np.flatnonzero(val_rel <= FLOOR_TOL)
   return {"series": s, "groups": groups, "tokens": centre,
-          "excess": _bin_mean(s["excess"], groups),
-          "bayes_knowledge": _bin_mean(s["bayes_knowledge"], groups),
+          "excess": bin_mean(s["excess"], groups),
+          "bayes_knowledge": bin_mean(s["bayes_knowledge"], groups),
           "syntax_rel": syn_rel, "value_rel": val_rel,
           "syntax_bin": int(hit[0]) if len(hit) else None,
           "value_bin": int(val_hit[0]) if len(val_hit) else None}

@@ -28,7 +28,7 @@ from scipy import stats as sps
 
 from kcompress import theory
 from kcompress.analysis import exponents
-from kcompress.analysis.claims_curves import first_pass, knowledge_phase, wrong_regime
+from kcompress.analysis.claims_curves import bin_mean, first_pass, knowledge_phase, wrong_regime
 from kcompress.analysis.claims_rule import claim_row, fmt, model_name
 from kcompress.analysis.load import bin_start
 
@@ -117,15 +117,6 @@ def _widen(point: dict, sd: float, n: int) -> tuple[float, float]:
   return a - math.hypot(a - lo, t), a + math.hypot(hi - a, t)
 
 
-def _bin_means(v: np.ndarray, groups) -> np.ndarray:
-  out = []
-  for g in groups:
-    x = v[g]
-    x = x[np.isfinite(x)]
-    out.append(x.mean() if len(x) else math.nan)
-  return np.array(out)
-
-
 def data_law(run: dict, key, rows: list[dict], quantity: str = "knowledge") -> dict:
   """Every number of a model's data-exponent rows for `quantity` ("knowledge": name + value
   excess per knowledge token; "value": value excess per value token): {ok, why, note,
@@ -140,7 +131,7 @@ def data_law(run: dict, key, rows: list[dict], quantity: str = "knowledge") -> d
     per_step = (s["excess"] if quantity == "knowledge" else
                 np.where(s["value_weight"] > 0, s["value"] - s["value_floor"], np.nan))
   groups = all_groups[b:]
-  x, y = kp["tokens"][b:], _bin_means(per_step, groups)
+  x, y = kp["tokens"][b:], bin_mean(per_step, groups)
   local = exponents.local_exponents(x, y)
   start = exponents.onset_end(x, y)
   fit_x, fit_y, fit_g = x[start:], y[start:], groups[start:]
@@ -174,9 +165,9 @@ def data_law(run: dict, key, rows: list[dict], quantity: str = "knowledge") -> d
     if ser is None:
       out["reference_why"] = why
       break
-    curves.append(_bin_means(ser, fit_g))
+    curves.append(bin_mean(ser, fit_g))
     labels.append(cc)
-    out["reference_local"][str(cc)] = exponents.local_exponents(x, _bin_means(ser, groups))
+    out["reference_local"][str(cc)] = exponents.local_exponents(x, bin_mean(ser, groups))
   fitted = exponents.block_bootstrap(fit_x, curves, counts=[len(g) for g in fit_g])
   sd, n = stream_spread(run, s["step"], all_groups, np.arange(b + start, b + len(x)), fit_x,
                         c or 0, quantity)
