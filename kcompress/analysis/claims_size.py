@@ -8,11 +8,12 @@ Bayes value bits) per value token. Capacity-limited: that excess changed < PLATE
 between the 10% of steps ending at 75% of the run and the last 10% (it has flattened).
 Stored entities at the last eval: m = sum over occurrence bins of (entities in the bin,
 `reference_learners.json`) x (top-1 accuracy on the bin's revealed facts, corrected for
-chance 1/V_a; not clipped per bin, so chance-level bins add noise, not bias). Parameters are counted with and without the embeddings
+chance 1/V_a, over the bins whose accuracy is more than 3 binomial standard errors above
+chance: the others are noise at the probes' resolution). Parameters are counted with and without the embeddings
 (token, position, unembedding); the fits use the count without (`params_body`), the other
-is reported beside. Intervals: the hull of a residual bootstrap over the widths
-(fits.bootstrap_power_law) and a parametric bootstrap of each point (binomial accuracies,
-the excess's standard error over its steps).
+is reported beside. Fits: least squares in log-log (an exponent of either sign).
+Intervals: the hull of a residual bootstrap over the widths and a parametric bootstrap of
+each point (binomial accuracies, the excess's standard error over its steps).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import math
 import numpy as np
 
 from kcompress import theory
-from kcompress.analysis import fits
+from kcompress.analysis import exponents
 from kcompress.analysis.claims_curves import first_pass, wrong_regime
 from kcompress.analysis.claims_rule import (SEED, claim_row, fmt, is_finite, percentile_ci)
 from kcompress.analysis.load import bin_start
@@ -32,6 +33,7 @@ PLATEAU_SPAN = 0.25     # capacity-limited: the value excess changed < PLATEAU_R
 PLATEAU_REL = 0.05      # ... between the 10% of steps ending at 75% of the run and the last 10%
 MIN_SIZE_WIDTHS = 3     # a size fit needs >= 3 capacity-limited widths
 NUM_BOOT_FIT = 200
+SIGNIFICANT = 3.0       # a bin's accuracy counts when above chance by > 3 standard errors
 
 
 def params_body(config: dict, width: int) -> int | None:
@@ -84,12 +86,14 @@ def stored_entities(probe: dict, per_bin: list[int], values: int) -> tuple[float
 
 
 def _entities_known(parts, values: int, accuracies=None) -> float:
-  """sum over bins of entities x (accuracy - 1/V) / (1 - 1/V): unbiased for the entities
-  whose facts are known (no clipping per bin: a bin at chance, measured on few probes,
-  lands above chance as often as below, and clipping would count its noise as knowledge)."""
+  """sum over bins of entities x (accuracy - 1/V) / (1 - 1/V), over the bins whose accuracy
+  exceeds chance by more than SIGNIFICANT binomial standard errors (a bin at chance,
+  measured on 64 probes, is +-1.5% = +-60 of 4,000 entities: counted, its noise would swamp
+  a small model's count; clipped at 0, it would bias it up)."""
   chance = 1.0 / values
   accs = [a for _, _, a in parts] if accuracies is None else accuracies
-  return float(sum(e * (a - chance) / (1 - chance) for (e, _, _), a in zip(parts, accs)))
+  return float(sum(e * (a - chance) / (1 - chance) for (e, n, _), a in zip(parts, accs)
+                   if a - chance > SIGNIFICANT * math.sqrt(chance * (1 - chance) / n)))
 
 
 def size_points(run: dict) -> dict:
@@ -130,17 +134,26 @@ def size_points(run: dict) -> dict:
 
 
 def _fit(x, y, draws_xy) -> tuple[float, tuple]:
-  """Pure power law y = A x^-a; interval: hull of the residual bootstrap and a basic interval
-  of refits on the parametric draws [(x_b, y_b)]. Returns (a, (lo, hi))."""
-  fit = fits.bootstrap_power_law(x, y, num_boot=NUM_BOOT_FIT, seed=SEED, with_offset=False)
-  d = []
-  for xb, yb in draws_xy:
-    if np.all(xb > 0) and np.all(yb > 0):
-      d.append(fits.fit_power_law(xb, yb, with_offset=False).a)
+  """a in y = A x^-a (least squares of log y on log x; a of any sign); interval: the hull
+  of a residual bootstrap over the points and a basic interval of refits on the parametric
+  draws [(x_b, y_b)]. Returns (a, (lo, hi))."""
+  x, y = np.asarray(x, float), np.asarray(y, float)
+  point = exponents.floor0_fit(x, y)
+  if not math.isfinite(point["a"]):
+    raise ValueError("fewer than 3 positive points")
+  line = np.log(point["A"]) - point["a"] * np.log(x)
+  resid = np.log(y) - line
+  rng = np.random.default_rng(SEED)
+  boot = [exponents.floor0_fit(x, np.exp(line + rng.choice(resid, len(resid))))["a"]
+          for _ in range(NUM_BOOT_FIT)]
+  d = [exponents.floor0_fit(xb, yb)["a"] for xb, yb in draws_xy
+       if np.all(xb > 0) and np.all(yb > 0)]
+  r_lo, r_hi = percentile_ci(boot)
   q_lo, q_hi = percentile_ci(d)
-  lo = min(fit.a_ci[0], 2 * fit.a - q_hi) if is_finite(q_hi) else fit.a_ci[0]
-  hi = max(fit.a_ci[1], 2 * fit.a - q_lo) if is_finite(q_lo) else fit.a_ci[1]
-  return fit.a, (lo, hi)
+  a = point["a"]
+  lo = min(r_lo, 2 * a - q_hi) if is_finite(q_hi) else r_lo
+  hi = max(r_hi, 2 * a - q_lo) if is_finite(q_lo) else r_hi
+  return a, (lo, hi)
 
 
 def _draws(models: list[dict], values: int):
@@ -198,10 +211,10 @@ def claims_size(run: dict) -> list[dict]:
   draws = list(_draws(models, values))
   try:
     b, b_ci = _fit(pb, 1 / m, [(pb, 1 / dm) for dm, _ in draws])
-    b_all = fits.fit_power_law(pa, 1 / m, with_offset=False).a
+    b_all = exponents.floor0_fit(pa, 1 / m)["a"]
     a_m, a_m_ci = _fit(m, ex, draws)
     a_p, a_p_ci = _fit(pb, ex, [(pb, de) for _, de in draws])
-    a_p_all = fits.fit_power_law(pa, ex, with_offset=False).a
+    a_p_all = exponents.floor0_fit(pa, ex)["a"]
   except (ValueError, RuntimeError) as e:
     return [claim_row(cid, claim, q, p, None, None, "point", formula=f, ok=False,
                       why_not=f"fit failed: {e}", note=note) for cid, claim, q, p, f in heads]
