@@ -39,13 +39,14 @@ from kcompress.analysis.load import bin_start
 MIN_FIT_DECADES = 0.5   # a data-exponent fit needs >= half a decade of tokens after the onset
 MIN_FIT_BINS = 8        # ... and >= 8 log-bins
 FORMULA = "1 - alpha (P(new entity at n) ~ n^(alpha-1))"
-QUANTITY = ("a in A t^-a (floor 0) of (model - Bayes) bits per name/value token vs tokens t, "
-            "log-binned, after syntax is learned and a quarter decade after the local slope's "
-            "onset peak; block bootstrap widened by the stream-to-stream spread")
+QUANTITY = ("a in A t^-a (floor 0) of (model - Bayes) bits per name/value token vs tokens t "
+            "(the entity-choice part included: its excess tends to 0, its bits to the entity "
+            "entropy), log-binned, after syntax is learned and a quarter decade after the local "
+            "slope's onset peak; block bootstrap widened by the stream-to-stream spread")
 CLAIM = "Data exponent of the knowledge excess (models)"
 CLAIM_VALUE = "Data exponent of the value (fact) excess (models)"
-QUANTITY_VALUE = ("a in A t^-a (floor 0) of (model - Bayes) bits per value token vs tokens t, "
-                  "same range rule and estimator")
+QUANTITY_VALUE = ("a in A t^-a (floor 0) of (model - Bayes) bits per value token vs tokens t "
+                  "(no entity-choice part), same range rule and estimator")
 CLAIM_REF = "Data exponent: model minus the threshold learner on the same tokens"
 QUANTITY_REF = ("a(model) - a(count-threshold learner at the model's 50%-accuracy count c), "
                 "same bins, same estimator, paired block bootstrap")
@@ -251,8 +252,10 @@ def claim_data_exponent_bayes(run: dict) -> dict:
   pred = theory.data_scaling_exponent(alpha)
   claim = "Data exponent of the Bayes code's knowledge part"
   laws = run.get("bayes_laws") or {}
-  q = ("a in A n^-a (floor 0) of the Bayes code's name + value bits per sentence, mean of "
-       "independent streams of the run's spec in log-bins of n; bootstrap over streams")
+  q = ("a in A n^-a (floor 0) of the Bayes code's name + value bits per sentence (new names "
+       "and first-revealed facts; the entity-choice bits, whose limit is the entity entropy, "
+       "left out), mean of independent streams of the run's spec in log-bins of n; bootstrap "
+       "over streams")
   if not laws:
     return claim_row("data_exponent_bayes", claim, q, pred, None, None, "point",
                      formula=FORMULA, ok=False,
