@@ -33,11 +33,11 @@ BAD = [
 MAX_SECONDS = 60   # import + validation only; a compile of the sweep alone takes longer
 
 
-def _start(workdir, *overrides, config="configs/sweep.py:tiny", cwd=ROOT):
+def _start(workdir, *overrides, config="configs/sweep.py:tiny", cwd=ROOT, env=None):
   cmd = [sys.executable, "-m", "kcompress.main", f"--config={config}",
          f"--workdir={workdir}", *overrides]
   return subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True)
+                          text=True, env=env)
 
 
 def _check_one_line(proc, field, started, status=2, prefix="error: "):
@@ -172,7 +172,11 @@ def test_ctrl_c_while_compiling_is_one_line_and_status_130(tmp_path):
   other test compiles): one line, status 130 at once, no traceback, no crash; the lock is
   released and whatever was written is whole."""
   workdir = tmp_path / "interrupted"
-  proc = _start(workdir, "--config.model.widths=(16,40)")
+  # An empty compilation cache of its own: with the session's cache warm from an earlier
+  # run of this test, the step would compile in under 2 s and the signal would land in
+  # the training loop (a checkpoint, then exit 130 from there), not during compilation.
+  env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(tmp_path / "empty-jax-cache"))
+  proc = _start(workdir, "--config.model.widths=(16,40)", env=env)
   assert proc.stdout.readline().startswith("kcompress:")
   time.sleep(2)
   started = time.time()

@@ -268,12 +268,11 @@ def test_cli_rebuilds_an_old_run(tmp_path):
   assert bad.stderr.strip().splitlines()[-1].startswith("error: --workdir=")
 
 
-@pytest.mark.skipif(not os.path.exists("/tmp/pin_before/metrics.jsonl"),
-                    reason="no finished run at /tmp/pin_before")
-def test_a_real_run_s_rows(tmp_path):
-  """Real rows (a finished :tiny run), copied: every scalar field lands in its tag."""
+def test_a_real_run_s_rows(tmp_path, tiny_workdir):
+  """Real rows (the shared finished :tiny run), copied: every scalar field lands in its tag."""
   for kind in ("metrics", "probes", "ksf"):
-    rows = metrics.read_rows(f"/tmp/pin_before/{kind}.jsonl")
+    rows = metrics.read_rows(os.path.join(tiny_workdir, f"{kind}.jsonl"))
+    assert rows, kind
     _write_jsonl(tmp_path / f"{kind}.jsonl", rows)
   tensorboard_log.rebuild(str(tmp_path))
   got = read_events(str(tmp_path))
